@@ -1,0 +1,1 @@
+"""PIM Rollout: phased rollout of Entra ID Privileged Identity Management."""

@@ -1,0 +1,46 @@
+"""Bearer token -> caller with a role; viewer < operator < admin."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.api.deps import ContextDep, SessionDep
+from app.problems import ForbiddenError, UnauthenticatedError
+from app.services.tokens import Caller, Role, authenticate
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
+        raise UnauthenticatedError("send an API token as 'Authorization: Bearer <token>'")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise UnauthenticatedError("the Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+def current_caller(request: Request, session: SessionDep, ctx: ContextDep) -> Caller:
+    caller = authenticate(session, _bearer(request), now=ctx.clock.now())
+    if caller is None:
+        raise UnauthenticatedError("the API token is unknown or revoked")
+    return caller
+
+
+def _require(minimum: Role):  # type: ignore[no-untyped-def]
+    def dependency(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+        if not caller.role.at_least(minimum):
+            raise ForbiddenError(
+                f"this needs the {minimum.value} role; the token {caller.name!r} "
+                f"is {caller.role.value}",
+                required_role=minimum.value,
+            )
+        return caller
+
+    return dependency
+
+
+RequireViewer = Annotated[Caller, Depends(_require(Role.viewer))]
+RequireOperator = Annotated[Caller, Depends(_require(Role.operator))]
+RequireAdmin = Annotated[Caller, Depends(_require(Role.admin))]

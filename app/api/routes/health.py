@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import text
+
+from app.api.deps import SessionDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz(session: SessionDep) -> dict[str, Any]:
+    """Open to everyone: the process is up and the database answers."""
+    session.execute(text("SELECT 1"))
+    return {"status": "ok"}

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, status
+
+from app.api.auth import RequireOperator, RequireViewer
+from app.api.deps import ContextDep, SessionDep
+from app.api.schemas import HistoryEntry, PlanAction, PlanCreate, PlanRead
+from app.db.repos.journal import JournalRepository
+from app.domain.machine import Event
+from app.services import plans
+
+router = APIRouter(prefix="/api/v1/plans", tags=["plans"])
+
+
+class ActionName(StrEnum):
+    start = "start"
+    pause = "pause"
+    resume = "resume"
+    advance = "advance"
+    retry = "retry"
+    abort = "abort"
+    rollback = "rollback"
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=PlanRead)
+def create_plan(
+    body: PlanCreate, session: SessionDep, ctx: ContextDep, caller: RequireOperator
+) -> PlanRead:
+    view = plans.create_plan(
+        session,
+        tenant_id=body.tenant_id,
+        plans_dir=ctx.settings.plans_dir,
+        template=body.template,
+        spec_data=body.spec,
+        name=body.name,
+        binding_overrides=body.bindings,
+        actor=caller.actor,
+        now=ctx.clock.now(),
+    )
+    return PlanRead.from_view(view)
+
+
+@router.get("", response_model=list[PlanRead])
+def list_plans(
+    session: SessionDep,
+    caller: RequireViewer,
+    tenant_id: str | None = None,
+    state: Annotated[list[str] | None, Query()] = None,
+) -> list[PlanRead]:
+    return [
+        PlanRead.from_view(v)
+        for v in plans.list_plan_views(session, tenant_id=tenant_id, states=state)
+    ]
+
+
+@router.get("/{plan_id}", response_model=PlanRead)
+def get_plan(plan_id: str, session: SessionDep, caller: RequireViewer) -> PlanRead:
+    return PlanRead.from_view(plans.get_plan_view(session, plan_id))
+
+
+@router.get("/{plan_id}/history", response_model=list[HistoryEntry])
+def get_history(plan_id: str, session: SessionDep, caller: RequireViewer) -> list[HistoryEntry]:
+    return [HistoryEntry.from_row(row) for row in plans.history(session, plan_id)]
+
+
+@router.get("/{plan_id}/operations")
+def get_operations(
+    plan_id: str,
+    session: SessionDep,
+    caller: RequireViewer,
+    phase: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    plans.get_plan_row(session, plan_id)
+    entries = JournalRepository(session).list_for_plan(
+        plan_id, phase_key=phase, limit=limit, offset=offset
+    )
+    return [
+        {
+            "id": e.id,
+            "phase": e.phase_key,
+            "step": e.step_index,
+            "operation": e.operation,
+            "idempotency_key": e.idempotency_key,
+            "status": e.status,
+            "target": e.target,
+            "prior_state": e.prior_state,
+            "desired_state": e.desired_state,
+            "outcome": e.outcome,
+            "graph_request_id": e.graph_request_id,
+            "error_code": e.error_code,
+            "error_message": e.error_message,
+            "reverses": e.reverses_id,
+            "intent_at": e.intent_at,
+            "completed_at": e.completed_at,
+        }
+        for e in entries
+    ]
+
+
+@router.post("/{plan_id}/{action}", response_model=PlanRead)
+def act(
+    plan_id: str,
+    action: ActionName,
+    session: SessionDep,
+    ctx: ContextDep,
+    caller: RequireOperator,
+    body: Annotated[PlanAction | None, Body()] = None,
+) -> PlanRead:
+    """Move the plan: start, pause, resume, advance, retry, abort or rollback."""
+    request = body or PlanAction()
+    view = plans.perform_action(
+        session,
+        plan_id=plan_id,
+        event=Event(action.value),
+        actor=caller.actor,
+        reason=request.reason,
+        now=ctx.clock.now(),
+        phase_key=request.phase,
+        expected_version=request.expected_version,
+    )
+    return PlanRead.from_view(view)

@@ -1,0 +1,1 @@
+"""One repository per aggregate. Repositories hold the session and never commit."""

@@ -1,0 +1,76 @@
+"""The one wiring point: ``create_app(settings, ...)`` builds the FastAPI app and its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+from app.api.routes import health, plans, templates, tenants, tokens
+from app.db.session import SessionFactory, create_db_engine, create_session_factory
+from app.domain.clock import Clock
+from app.logging import configure_logging
+from app.problems import install_problem_handlers
+from app.services.context import AppContext, SystemClock
+from app.services.secrets import SecretBox
+from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.graph.factory import GraphClientFactory
+
+
+def build_context(
+    settings: Settings,
+    *,
+    session_factory: SessionFactory | None = None,
+    graph_factory: GraphClientFactory | None = None,
+    clock: Clock | None = None,
+    secret_box: SecretBox | None = None,
+) -> AppContext:
+    from app.graph.factory import GraphClientFactory
+
+    if session_factory is None:
+        session_factory = create_session_factory(create_db_engine(settings.database_url))
+    return AppContext(
+        settings=settings,
+        session_factory=session_factory,
+        secret_box=secret_box
+        or SecretBox.from_settings(settings.secret_key, settings.secret_key_file),
+        graph_factory=graph_factory or GraphClientFactory(settings.graph),
+        clock=clock or SystemClock(),
+    )
+
+
+def create_app(settings: Settings, *, context: AppContext | None = None) -> FastAPI:
+    """Build the app; tests pass a ready ``context`` (ASGITransport runs no lifespan)."""
+    ctx = context or build_context(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await ctx.graph_factory.aclose_all()
+
+    app = FastAPI(
+        title="PIM Rollout",
+        version="0.1.0",
+        description="Phased rollout of Entra ID PIM, with exact rollback.",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    install_problem_handlers(app)
+    for router in (health.router, tenants.router, templates.router, plans.router, tokens.router):
+        app.include_router(router)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory app.main:create_app_from_env``."""
+    from app.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings.log_level.value, settings.log_format.value)
+    return create_app(settings)

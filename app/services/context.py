@@ -1,0 +1,29 @@
+"""What the API, UI, CLI and engine share: settings, sessions, secrets, Graph clients, time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from app.db.session import SessionFactory
+from app.domain.clock import Clock
+from app.services.secrets import SecretBox
+from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.graph.factory import GraphClientFactory
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    session_factory: SessionFactory
+    secret_box: SecretBox
+    graph_factory: GraphClientFactory
+    clock: Clock = field(default_factory=SystemClock)

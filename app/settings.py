@@ -1,0 +1,147 @@
+"""Service settings, read from ``PIM_ROLLOUT_*`` environment variables.
+
+Nothing is built at import time: ``load_settings()`` is called by the CLI and the app factory
+receives the result, so tests construct ``Settings(...)`` directly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "PIM_ROLLOUT_"
+NESTED_DELIMITER = "__"
+
+
+class LogFormat(StrEnum):
+    json = "json"
+    console = "console"
+
+
+class LogLevel(StrEnum):
+    debug = "DEBUG"
+    info = "INFO"
+    warning = "WARNING"
+    error = "ERROR"
+
+
+class GraphSettings(BaseModel):
+    """Defaults for every tenant's Graph client; a tenant may narrow them."""
+
+    max_concurrency: int = Field(default=8, ge=1, le=64)
+    max_attempts: int = Field(default=6, ge=1, le=20)
+    total_deadline_seconds: float = Field(default=120.0, gt=0)
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    backoff_base_seconds: float = Field(default=0.5, gt=0)
+    backoff_max_seconds: float = Field(default=30.0, gt=0)
+
+
+class SchedulerSettings(BaseModel):
+    enabled: bool = True
+    tick_seconds: float = Field(default=5.0, gt=0)
+    lease_seconds: float = Field(default=60.0, gt=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=NESTED_DELIMITER,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    database_url: str = "sqlite:///./pim-rollout.db"
+    plans_dir: Path = Path("rollout_plans")
+    log_level: LogLevel = LogLevel.info
+    log_format: LogFormat = LogFormat.console
+    secret_key: SecretStr | None = None
+    secret_key_file: Path = Path("pim-rollout.key")
+    worker_id: str = ""
+    public_url: str = "http://127.0.0.1:8000"
+    graph: GraphSettings = GraphSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql+psycopg://", "postgresql://")):
+            raise ValueError(
+                "must start with sqlite:// or postgresql+psycopg:// "
+                "(for example sqlite:///./pim-rollout.db)"
+            )
+        if value.startswith("postgresql://"):
+            return "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class SettingsError(Exception):
+    """A setting is unknown or malformed; the message names the variable."""
+
+
+def _known_variables() -> set[str]:
+    names: set[str] = set()
+    for name, field in Settings.model_fields.items():
+        names.add(ENV_PREFIX + name.upper())
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for sub in annotation.model_fields:
+                names.add(f"{ENV_PREFIX}{name.upper()}{NESTED_DELIMITER}{sub.upper()}")
+    return names
+
+
+def _variable_for(location: tuple[int | str, ...]) -> str:
+    parts = [str(part).upper() for part in location if isinstance(part, str)]
+    return ENV_PREFIX + NESTED_DELIMITER.join(parts)
+
+
+def _looks_secret(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in ("secret", "password", "token", "key"))
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read settings from the environment, refusing unknown and malformed variables by name."""
+    env = os.environ if environ is None else environ
+    known = _known_variables()
+    unknown = sorted(
+        key for key in env if key.upper().startswith(ENV_PREFIX) and key.upper() not in known
+    )
+    if unknown:
+        raise SettingsError(
+            "unknown setting(s): "
+            + ", ".join(unknown)
+            + "; known settings: "
+            + ", ".join(sorted(known))
+        )
+    values: dict[str, Any] = {}
+    for key, raw in env.items():
+        upper = key.upper()
+        if not upper.startswith(ENV_PREFIX):
+            continue
+        path = upper.removeprefix(ENV_PREFIX).lower().split(NESTED_DELIMITER.lower())
+        target = values
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = raw
+    values.update(overrides)
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            variable = _variable_for(error["loc"])
+            shown = "" if _looks_secret(variable) else f" (got {error.get('input')!r})"
+            problems.append(f"{variable}: {error['msg']}{shown}")
+        raise SettingsError("invalid setting(s): " + "; ".join(problems)) from None
