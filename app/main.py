@@ -18,6 +18,7 @@ from app.services.secrets import SecretBox
 from app.settings import Settings
 
 if TYPE_CHECKING:
+    from app.engine.gates import GateEvaluator
     from app.graph.factory import GraphClientFactory
 
 
@@ -43,15 +44,34 @@ def build_context(
     )
 
 
-def create_app(settings: Settings, *, context: AppContext | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    context: AppContext | None = None,
+    gates: GateEvaluator | None = None,
+) -> FastAPI:
     """Build the app; tests pass a ready ``context`` (ASGITransport runs no lifespan)."""
     ctx = context or build_context(settings)
+    if gates is None:
+        from app.engine.gates import no_gates
+
+        gates = no_gates
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        scheduler = None
+        if settings.scheduler.enabled:
+            from app.engine.context import EngineContext
+            from app.engine.scheduler import start_scheduler
+
+            scheduler = start_scheduler(
+                EngineContext.from_app(ctx), gates, seconds=settings.scheduler.tick_seconds
+            )
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
             await ctx.graph_factory.aclose_all()
 
     app = FastAPI(

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from app.db.migrate import upgrade
 from app.db.session import SessionFactory, create_db_engine, create_session_factory
+from app.logging import configure_logging
 
 PG_ADMIN_URL = os.environ.get(
     "PIM_ROLLOUT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -94,3 +95,6 @@ def db_engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def session_factory(db_engine: Engine) -> SessionFactory:
     return create_session_factory(db_engine)
+
+
+configure_logging("INFO")

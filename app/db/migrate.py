@@ -7,12 +7,10 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-import app
-
 
 def migrations_dir() -> Path:
     candidates = [
-        Path(app.__file__).resolve().parent.parent / "migrations",
+        Path(__file__).resolve().parents[2] / "migrations",
         Path.cwd() / "migrations",
     ]
     for candidate in candidates:

@@ -101,10 +101,10 @@ class Phase(SQLModel, table=True):
 
 
 class Transition(SQLModel, table=True):
-    """One row per state change: who did what, when, why, and the plan version it produced."""
+    """History: one row per state change (who, when, why, the version it produced), plus notes
+    such as preflight verdicts that record the version they were made at."""
 
     __tablename__ = "transition"
-    __table_args__ = (UniqueConstraint("plan_id", "version"),)
 
     id: int | None = Field(default=None, primary_key=True)
     plan_id: str = Field(foreign_key="plan.id", index=True, max_length=36)

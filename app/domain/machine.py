@@ -74,9 +74,9 @@ OPERATOR_EVENTS: tuple[Event, ...] = (
 PHASE_EVENTS: frozenset[Event] = frozenset(
     {Event.become_due, Event.hold, Event.begin, Event.finish, Event.fail, Event.roll_back_phase}
 )
-TERMINAL_PLAN_STATES: frozenset[PlanState] = frozenset(
-    {PlanState.completed, PlanState.rolled_back, PlanState.cancelled}
-)
+TERMINAL_PLAN_STATES: frozenset[PlanState] = frozenset({PlanState.rolled_back, PlanState.cancelled})
+# A completed plan is finished but can still be undone: rollback is its one way out.
+FINISHED_PLAN_STATES: frozenset[PlanState] = TERMINAL_PLAN_STATES | {PlanState.completed}
 
 S, P, E = PlanState, PhaseState, Event
 
@@ -93,6 +93,7 @@ PLAN_TRANSITIONS: Mapping[tuple[PlanState, Event], PlanState] = {
     (S.running, E.rollback): S.rolling_back,
     (S.paused, E.rollback): S.rolling_back,
     (S.failed, E.rollback): S.rolling_back,
+    (S.completed, E.rollback): S.rolling_back,
     (S.running, E.abort): S.rolling_back,
     (S.paused, E.abort): S.rolling_back,
     (S.failed, E.abort): S.rolling_back,

@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from app.db.models import Phase, Plan, Tenant, Transition
 from app.db.repos.plans import PlanRepository
+from app.db.repos.work_items import WorkItemRepository
 from app.domain import machine
 from app.domain.machine import Event, Gate, PhaseState, PhaseStatus, PlanState, PlanStatus
 from app.domain.plan import (
@@ -312,7 +313,7 @@ def record_transition(
             phase_spec = spec.phase(phase.key)
             if phase_spec is not None:
                 phase.due_at = now + phase_spec.starts_after
-    if transition.to_state in {s.value for s in machine.TERMINAL_PLAN_STATES}:
+    if transition.to_state in machine.FINISHED_PLAN_STATES:
         fields["finished_at"] = now
     moved = PlanRepository(session).compare_and_set_version(
         plan.id,
@@ -387,6 +388,11 @@ def perform_action(
         expected_version=expected_version,
         details=details,
     )
+    if event is Event.retry:
+        # Retry picks up exactly the items that failed, nothing else.
+        for phase in PlanRepository(session).phases(plan.id):
+            if phase.state == PhaseState.running.value:
+                WorkItemRepository(session).reset_failed(plan.id, phase.key)
     if event is Event.start:
         phases = PlanRepository(session).phases(plan.id)
         if phases and phases[0].due_at is not None and phases[0].due_at <= now:

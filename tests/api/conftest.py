@@ -3,17 +3,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from typing import Any
+
+import httpx
 import pytest
 from cryptography.fernet import Fernet
+from starlette.applications import Starlette
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.db.session import SessionFactory, unit_of_work
+from app.graph.factory import GraphClientFactory
 from app.main import build_context, create_app
 from app.services.context import AppContext
 from app.services.secrets import SecretBox
 from app.services.tokens import create_token
 from app.settings import Settings
+from app.simulator.app import create_simulator_app
+from app.simulator.seed import generate_tenant
 from tests.factories import PLANS_DIR, FakeClock
 
 
@@ -28,16 +35,37 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         database_url=database_url,
         plans_dir=PLANS_DIR,
         secret_key_file=tmp_path / "unused.key",
+        scheduler={"enabled": False},
+        graph={"request_timeout_seconds": 5, "total_deadline_seconds": 10},
     )
 
 
 @pytest.fixture
-def ctx(settings: Settings, session_factory: SessionFactory, clock: FakeClock) -> AppContext:
+def sim_app() -> Starlette:
+    """A small simulated tenant; every Graph URL of these tests is routed to it in-process."""
+    return create_simulator_app(generate_tenant(users=80, admins=16, seed=5))
+
+
+@pytest.fixture
+def sim_tenant_body(sim_app: Starlette) -> dict[str, Any]:
+    """A tenant body from the simulator's profile, as an operator would build it."""
+    with TestClient(sim_app) as sim:
+        profile = sim.get("/_sim/profile").json()
+    return {**profile, "name": "Contoso (simulated)", "graph_base_url": "http://sim.test/v1.0"}
+
+
+@pytest.fixture
+def ctx(
+    settings: Settings, session_factory: SessionFactory, clock: FakeClock, sim_app: Starlette
+) -> AppContext:
     return build_context(
         settings,
         session_factory=session_factory,
         clock=clock,
         secret_box=SecretBox(Fernet.generate_key()),
+        graph_factory=GraphClientFactory(
+            settings.graph, transport_for=lambda _url: httpx.ASGITransport(app=sim_app)
+        ),
     )
 
 

@@ -7,13 +7,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.factories import FakeClock, plan_data, tenant_body
+from tests.factories import plan_data, tenant_body
 
 PROBLEM = "application/problem+json"
 
 
 def _tenant(client: TestClient, tokens: dict[str, dict[str, str]], **over: Any) -> str:
-    response = client.post("/api/v1/tenants", json=tenant_body(**over), headers=tokens["admin"])
+    body = over.pop("body", None) or tenant_body(**over)
+    response = client.post("/api/v1/tenants", json=body, headers=tokens["admin"])
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 
@@ -45,9 +46,9 @@ def _snapshot(
 
 class TestLifecycle:
     def test_start_pause_resume_abort(
-        self, client: TestClient, tokens: dict[str, dict[str, str]]
+        self, client: TestClient, tokens: dict[str, dict[str, str]], sim_tenant_body: dict[str, Any]
     ) -> None:
-        tenant_id = _tenant(client, tokens)
+        tenant_id = _tenant(client, tokens, body=sim_tenant_body)
         plan = _plan(client, tokens, tenant_id)
         assert plan["state"] == "draft"
         assert plan["version"] == 1
@@ -83,18 +84,14 @@ class TestLifecycle:
 
         history = client.get(f"/api/v1/plans/{plan['id']}/history", headers=tokens["viewer"]).json()
         assert [h["event"] for h in history] == [
-            "create",
-            "start",
-            "tick",
-            "pause",
-            "resume",
-            "abort",
+            "create", "preflight", "start", "tick", "pause", "resume", "abort"
         ]
-        assert [h["version"] for h in history] == [1, 2, 3, 4, 5, 6]
-        assert history[1]["actor"] == "operator-bot (operator)"
-        assert history[1]["reason"] == "go"
-        assert history[2]["actor"] == "scheduler"
-        assert history[3]["reason"] == "hold on"
+        assert [h["version"] for h in history] == [1, 1, 2, 3, 4, 5, 6]
+        assert history[1]["details"]["passed"] is True
+        assert history[2]["actor"] == "operator-bot (operator)"
+        assert history[2]["reason"] == "go"
+        assert history[3]["actor"] == "scheduler"
+        assert history[4]["reason"] == "hold on"
         assert all(h["at"] for h in history)
 
     def test_draft_abort_cancels(
@@ -104,12 +101,13 @@ class TestLifecycle:
         assert _act(client, tokens, plan["id"], "abort").json()["state"] == "cancelled"
 
     def test_plan_later_than_now_is_scheduled(
-        self, client: TestClient, tokens: dict[str, dict[str, str]], clock: FakeClock
+        self, client: TestClient, tokens: dict[str, dict[str, str]], sim_tenant_body: dict[str, Any]
     ) -> None:
         spec = plan_data()
         for phase in spec["phases"]:
             phase["starts_after"] = "P1D"
-        plan = _plan(client, tokens, _tenant(client, tokens), template=None, spec=spec)
+        tenant_id = _tenant(client, tokens, body=sim_tenant_body)
+        plan = _plan(client, tokens, tenant_id, template=None, spec=spec)
         started = _act(client, tokens, plan["id"], "start").json()
         assert started["state"] == "scheduled"
         assert _act(client, tokens, plan["id"], "pause").json()["state"] == "paused"
@@ -157,8 +155,9 @@ class TestRefusalsChangeNothing:
         assert "expected version 7" in response.json()["detail"]
         self._assert_unchanged(client, tokens, plan["id"], before)
 
-    def test_advance_without_a_gate(self, client, tokens, plan) -> None:  # type: ignore[no-untyped-def]
-        _act(client, tokens, plan["id"], "start")
+    def test_advance_without_a_gate(self, client, tokens, sim_tenant_body) -> None:  # type: ignore[no-untyped-def]
+        plan = _plan(client, tokens, _tenant(client, tokens, body=sim_tenant_body))
+        assert _act(client, tokens, plan["id"], "start").status_code == 200
         before = _snapshot(client, tokens, plan["id"])
         response = _act(client, tokens, plan["id"], "advance")
         assert response.status_code == 409

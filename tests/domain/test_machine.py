@@ -76,6 +76,10 @@ class TestPlanTable:
         for event in refusal.allowed_events:
             assert isinstance(apply(status, event), Transition)
 
+    def test_completed_plan_can_only_be_rolled_back(self) -> None:
+        status = _status(PlanState.completed, (PhaseStatus("pilot", PhaseState.completed),))
+        assert allowed_events(status) == (Event.rollback,)
+
     def test_terminal_states_accept_no_operator_event(self) -> None:
         for state in TERMINAL_PLAN_STATES:
             status = _status(state, (PhaseStatus("pilot", PhaseState.completed),))

@@ -3,14 +3,21 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, status
+from fastapi import APIRouter, Body, Query, Response, status
 
 from app.api.auth import RequireOperator, RequireViewer
 from app.api.deps import ContextDep, SessionDep
+from app.api.inventory import inventory_read
 from app.api.schemas import HistoryEntry, PlanAction, PlanCreate, PlanRead
+from app.db.repos.inventory import InventoryRepository
 from app.db.repos.journal import JournalRepository
+from app.db.session import unit_of_work
 from app.domain.machine import Event
-from app.services import plans
+from app.engine import actions
+from app.engine.context import EngineContext
+from app.engine.preview import preview_csv, preview_json, preview_plan
+from app.problems import NotFoundError
+from app.services import plans, tenants
 
 router = APIRouter(prefix="/api/v1/plans", tags=["plans"])
 
@@ -102,25 +109,93 @@ def get_operations(
     ]
 
 
+@router.post("/{plan_id}/preflight")
+async def run_preflight(plan_id: str, ctx: ContextDep, caller: RequireOperator) -> dict[str, Any]:
+    """Run the preflight checks now and record them in the history; changes no state."""
+    report = await actions.preflight(
+        EngineContext.from_app(ctx), plan_id=plan_id, actor=caller.actor
+    )
+    return report.to_json()
+
+
+@router.post("/{plan_id}/preview", response_model=None)
+async def preview(
+    plan_id: str,
+    ctx: ContextDep,
+    caller: RequireOperator,
+    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+) -> Any:
+    """Dry run: per phase, exactly what would change. Reads the tenant; writes nothing."""
+    ectx = EngineContext.from_app(ctx)
+    with ctx.session_factory() as session:
+        plan = plans.get_plan_row(session, plan_id)
+        tenant = tenants.get_tenant(session, plan.tenant_id)
+    previews = await preview_plan(ectx, plan=plan, tenant=tenant)
+    if format == "csv":
+        return Response(
+            preview_csv(previews),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="plan-{plan_id}-preview.csv"'},
+        )
+    return {"plan_id": plan_id, "phases": preview_json(previews)}
+
+
+@router.get("/{plan_id}/preview.csv", response_model=None)
+async def preview_download(plan_id: str, ctx: ContextDep, caller: RequireOperator) -> Response:
+    """The dry run as CSV, for sign-off by someone who does not use the tool."""
+    result = await preview(plan_id, ctx, caller, "csv")
+    assert isinstance(result, Response)
+    return result
+
+
+@router.get("/{plan_id}/baseline")
+def get_baseline(
+    plan_id: str,
+    session: SessionDep,
+    caller: RequireViewer,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    plan = plans.get_plan_row(session, plan_id)
+    snapshot = InventoryRepository(session).latest(plan.tenant_id, plan_id=plan_id)
+    if snapshot is None:
+        raise NotFoundError(
+            f"plan {plan_id} has no baseline yet (it is taken when the plan starts)"
+        )
+    return inventory_read(session, snapshot, limit=limit, offset=offset)
+
+
 @router.post("/{plan_id}/{action}", response_model=PlanRead)
-def act(
+async def act(
     plan_id: str,
     action: ActionName,
-    session: SessionDep,
     ctx: ContextDep,
     caller: RequireOperator,
     body: Annotated[PlanAction | None, Body()] = None,
 ) -> PlanRead:
-    """Move the plan: start, pause, resume, advance, retry, abort or rollback."""
+    """Move the plan: start, pause, resume, advance, retry, abort or rollback.
+
+    ``start`` runs the preflight checks first and takes the baseline inventory.
+    """
     request = body or PlanAction()
-    view = plans.perform_action(
-        session,
-        plan_id=plan_id,
-        event=Event(action.value),
-        actor=caller.actor,
-        reason=request.reason,
-        now=ctx.clock.now(),
-        phase_key=request.phase,
-        expected_version=request.expected_version,
-    )
-    return PlanRead.from_view(view)
+    if action is ActionName.start:
+        view = await actions.start(
+            EngineContext.from_app(ctx),
+            plan_id=plan_id,
+            actor=caller.actor,
+            reason=request.reason,
+            expected_version=request.expected_version,
+        )
+        return PlanRead.from_view(view)
+    with unit_of_work(ctx.session_factory) as session:
+        view = plans.perform_action(
+            session,
+            plan_id=plan_id,
+            event=Event(action.value),
+            actor=caller.actor,
+            reason=request.reason,
+            now=ctx.clock.now(),
+            phase_key=request.phase,
+            expected_version=request.expected_version,
+        )
+        return PlanRead.from_view(view)

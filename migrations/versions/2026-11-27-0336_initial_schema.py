@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 1d8c63a0fccc
+Revision ID: 7abde1c2a234
 Revises:
-Create Date: 2026-11-27 03:04:28.641936
+Create Date: 2026-11-27 03:36:01.170354
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "1d8c63a0fccc"
+revision: str = "7abde1c2a234"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -187,7 +187,6 @@ def upgrade() -> None:
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["plan_id"], ["plan.id"], name=op.f("fk_transition_plan_id_plan")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_transition")),
-        sa.UniqueConstraint("plan_id", "version", name=op.f("uq_transition_plan_id_version")),
     )
     with op.batch_alter_table("transition", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_transition_plan_id"), ["plan_id"], unique=False)

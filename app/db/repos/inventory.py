@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from app.db.models import InventoryItem, InventorySnapshot
+
+
+class InventoryRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add_snapshot(self, snapshot: InventorySnapshot) -> InventorySnapshot:
+        self.session.add(snapshot)
+        self.session.flush()
+        return snapshot
+
+    def add_items(self, items: Sequence[InventoryItem]) -> None:
+        self.session.add_all(items)
+        self.session.flush()
+
+    def get(self, snapshot_id: int) -> InventorySnapshot | None:
+        return self.session.get(InventorySnapshot, snapshot_id)
+
+    def latest(self, tenant_id: str, *, plan_id: str | None = None) -> InventorySnapshot | None:
+        statement = select(InventorySnapshot).where(
+            InventorySnapshot.tenant_id == tenant_id, InventorySnapshot.status == "complete"
+        )
+        if plan_id is not None:
+            statement = statement.where(InventorySnapshot.plan_id == plan_id)
+        statement = statement.order_by(col(InventorySnapshot.id).desc()).limit(1)
+        return self.session.exec(statement).first()
+
+    def iter_items(self, snapshot_id: int, *, page: int = 1000) -> Iterator[InventoryItem]:
+        """Stream a snapshot's items in id order without loading them all."""
+        last = 0
+        while True:
+            statement = (
+                select(InventoryItem)
+                .where(InventoryItem.snapshot_id == snapshot_id, col(InventoryItem.id) > last)
+                .order_by(col(InventoryItem.id))
+                .limit(page)
+            )
+            rows = self.session.exec(statement).all()
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1].id or last
+
+    def counts_by_role(self, snapshot_id: int) -> dict[str, int]:
+        statement = (
+            select(InventoryItem.role_definition_id, func.count())
+            .where(InventoryItem.snapshot_id == snapshot_id)
+            .group_by(col(InventoryItem.role_definition_id))
+        )
+        return {role: int(count) for role, count in self.session.exec(statement).all()}

@@ -1,0 +1,84 @@
+"""Which standing assignments a conversion step turns Eligible: pure selection over live data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class PrincipalType(StrEnum):
+    user = "user"
+    group = "group"
+    service_principal = "servicePrincipal"
+    unknown = "unknown"
+
+
+@dataclass(frozen=True)
+class Holding:
+    """A permanent Active assignment seen live in the tenant."""
+
+    principal_id: str
+    principal_type: str
+    role_definition_id: str
+    directory_scope_id: str
+    assignment_id: str
+    principal_name: str | None = None
+    principal_upn: str | None = None
+    member_type: str = "Direct"
+    created_outside_pim: bool = True
+
+
+@dataclass(frozen=True)
+class Selected:
+    holding: Holding
+    skip_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Excluded:
+    holding: Holding
+    reason: str
+
+
+def select_conversions(
+    holdings: Iterable[Holding],
+    *,
+    roles_in_order: Sequence[str],
+    cohort: set[str] | None,
+    break_glass: set[str],
+) -> tuple[list[Selected], list[Excluded]]:
+    """Items in plan role order; ``cohort`` None means every remaining holder.
+
+    Break-glass accounts are excluded whatever the selector says. Service principals cannot be
+    eligible for directory roles, so they are selected as skipped and reported.
+    """
+    rank = {role: index for index, role in enumerate(roles_in_order)}
+    selected: list[Selected] = []
+    excluded: list[Excluded] = []
+    seen: set[tuple[str, str, str]] = set()
+    ordered = sorted(
+        (h for h in holdings if h.role_definition_id in rank),
+        key=lambda h: (
+            rank[h.role_definition_id],
+            (h.principal_name or "").lower(),
+            h.principal_id,
+        ),
+    )
+    for holding in ordered:
+        key = (holding.principal_id, holding.role_definition_id, holding.directory_scope_id)
+        if key in seen or holding.member_type != "Direct":
+            continue
+        seen.add(key)
+        if cohort is not None and holding.principal_id not in cohort:
+            continue
+        if holding.principal_id in break_glass:
+            excluded.append(Excluded(holding, "break-glass account: stays permanent Active"))
+            continue
+        if holding.principal_type == PrincipalType.service_principal:
+            selected.append(
+                Selected(holding, "service principals cannot be eligible for directory roles")
+            )
+            continue
+        selected.append(Selected(holding))
+    return selected, excluded

@@ -1,0 +1,512 @@
+"""Exact rollback (invariant 4): undo what the plan journaled, newest first, drift left alone.
+
+Per item the order keeps invariant 1 in reverse: the Active assignment is re-created and
+confirmed before the Eligible one the plan created is removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from app.db.models import JournalEntry, WorkItem
+from app.db.repos.journal import JournalRepository
+from app.db.repos.work_items import WorkItemRepository
+from app.domain.journal import EntryStatus, Operation, rollback_key
+from app.domain.progress import WorkItemState
+from app.domain.roles import role_name
+from app.domain.rollback import (
+    Verdict,
+    decide_access_review,
+    decide_create_eligibility,
+    decide_policy_rule,
+    decide_remove_active,
+    rollback_order,
+)
+from app.engine.context import EngineContext, Lease, fenced
+from app.engine.journal import mark, open_intent, record_outcome
+from app.engine.lookups import Target, assigned_instances, eligibility_schedules
+from app.graph.client import GraphClient
+from app.graph.errors import GraphError, GraphNotFoundError, GraphOutcomeUnknownError
+from app.graph.models import (
+    ExpirationCreate,
+    ExpirationType,
+    ScheduleInfoCreate,
+    ScheduleRequest,
+    ScheduleRequestAction,
+    ScheduleRequestCreate,
+    parse_policy_rule,
+)
+from app.logging import get_logger
+
+log = get_logger(__name__)
+
+ITEM_OPERATIONS = {Operation.create_eligibility.value, Operation.remove_active.value}
+RESTORE_JUSTIFICATION = "PIM rollout rollback: restoring the standing assignment the plan removed"
+REMOVE_JUSTIFICATION = "PIM rollout rollback: removing the eligible assignment the plan created"
+
+
+@dataclass
+class UndoResult:
+    done: bool
+    waiting: str | None = None
+    failed: str | None = None
+    drift: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _ItemUndo:
+    target: Target
+    newest: int
+    remove_active: JournalEntry | None = None
+    create_eligibility: JournalEntry | None = None
+
+
+class PhaseUndo:
+    def __init__(
+        self,
+        ectx: EngineContext,
+        lease: Lease,
+        client: GraphClient,
+        *,
+        plan_id: str,
+        phase_key: str,
+        min_change_interval: timedelta,
+        concurrency: int,
+    ) -> None:
+        self.ectx = ectx
+        self.lease = lease
+        self.client = client
+        self.plan_id = plan_id
+        self.phase_key = phase_key
+        self.min_change = min_change_interval
+        self.concurrency = concurrency
+        self.result = UndoResult(done=True)
+
+    async def run(self) -> UndoResult:
+        with self.ectx.session_factory() as session:
+            entries = list(
+                JournalRepository(session).list_for_plan(
+                    self.plan_id,
+                    phase_key=self.phase_key,
+                    statuses=[EntryStatus.applied.value, EntryStatus.pending.value],
+                )
+            )
+        ordered = rollback_order(entries)
+        index = 0
+        while index < len(ordered):
+            entry = ordered[index]
+            if entry.operation in ITEM_OPERATIONS:
+                run: list[JournalEntry] = []
+                while index < len(ordered) and ordered[index].operation in ITEM_OPERATIONS:
+                    run.append(ordered[index])
+                    index += 1
+                await self._undo_items(run)
+            else:
+                index += 1
+                if entry.operation == Operation.update_policy_rule.value:
+                    await self._undo_rule(entry)
+                elif entry.operation == Operation.create_access_review.value:
+                    await self._undo_review(entry)
+            if self.result.failed:
+                self.result.done = False
+                return self.result
+        if self.result.waiting:
+            self.result.done = False
+        return self.result
+
+    # -- items -----------------------------------------------------------------------------
+
+    async def _undo_items(self, entries: list[JournalEntry]) -> None:
+        items: dict[Target, _ItemUndo] = {}
+        for entry in entries:
+            t = entry.target
+            target = Target(t["principal_id"], t["role_id"], t["scope"])
+            undo = items.setdefault(target, _ItemUndo(target, entry.id or 0))
+            undo.newest = max(undo.newest, entry.id or 0)
+            if entry.operation == Operation.remove_active.value:
+                undo.remove_active = entry
+            else:
+                undo.create_eligibility = entry
+        ordered = sorted(items.values(), key=lambda u: u.newest, reverse=True)
+        size = self.ectx.batch_size
+        for start in range(0, len(ordered), size):
+            chunk = ordered[start : start + size]
+            await self._restore_active(chunk)
+            if self.result.failed:
+                return
+            await self._remove_eligible(chunk)
+            if self.result.failed:
+                return
+
+    async def _restore_active(self, chunk: list[_ItemUndo]) -> None:
+        needing = [u for u in chunk if u.remove_active is not None]
+        if not needing:
+            return
+        live = await assigned_instances(self.client, [u.target for u in needing])
+        to_create: list[tuple[_ItemUndo, int]] = []
+        now = self.ectx.clock.now()
+        with fenced(self.ectx, self.lease) as session:
+            for undo in needing:
+                original = undo.remove_active
+                assert original is not None
+                assert original.id is not None
+                value = live[undo.target]
+                if isinstance(value, GraphError):
+                    self.result.failed = (
+                        f"reading {_who(undo)} failed: {value.code}: {value.message}"
+                    )
+                    return
+                decision = decide_remove_active(active_now=value is not None)
+                if decision.verdict is Verdict.not_needed:
+                    mark(session, original.id, EntryStatus.not_needed)
+                    continue
+                entry, _ = open_intent(
+                    session,
+                    key=rollback_key(original.idempotency_key),
+                    plan_id=self.plan_id,
+                    phase_key=self.phase_key,
+                    step_index=original.step_index,
+                    operation=Operation.restore_active,
+                    target=original.target,
+                    prior_state={"active": False},
+                    desired_state={"active": True, "permanent": True},
+                    fencing_token=self.lease.token,
+                    now=now,
+                    reverses_id=original.id,
+                )
+                assert entry.id is not None
+                to_create.append((undo, entry.id))
+        if to_create:
+            requests = [
+                ScheduleRequestCreate(
+                    action=ScheduleRequestAction.admin_assign,
+                    principal_id=u.target.principal_id,
+                    role_definition_id=u.target.role_id,
+                    directory_scope_id=u.target.scope,
+                    justification=RESTORE_JUSTIFICATION,
+                    schedule_info=ScheduleInfoCreate(
+                        expiration=ExpirationCreate(type=ExpirationType.no_expiration)
+                    ),
+                )
+                for u, _ in to_create
+            ]
+            answers = await _send(self.client, "assignment", requests)
+            confirm = await assigned_instances(self.client, [u.target for u, _ in to_create])
+            with fenced(self.ectx, self.lease) as session:
+                for (undo, entry_id), answer in zip(to_create, answers, strict=True):
+                    original = undo.remove_active
+                    assert original is not None
+                    assert original.id is not None
+                    present = confirm[undo.target]
+                    if isinstance(present, str):
+                        record_outcome(
+                            session,
+                            entry_id,
+                            status=EntryStatus.applied,
+                            now=self.ectx.clock.now(),
+                            outcome={"assignment_id": present},
+                            request_id=answer.id if isinstance(answer, ScheduleRequest) else None,
+                        )
+                        mark(session, original.id, EntryStatus.reverted)
+                    else:
+                        error = answer if isinstance(answer, GraphError) else None
+                        record_outcome(
+                            session,
+                            entry_id,
+                            status=EntryStatus.failed,
+                            now=self.ectx.clock.now(),
+                            error=error or "the Active assignment is not back",
+                        )
+                        self.result.failed = (
+                            f"re-creating the Active assignment of {_who(undo)} failed: "
+                            + (f"{error.code}: {error.message}" if error else "it is not there")
+                        )
+            if self.result.failed:
+                return
+
+    async def _remove_eligible(self, chunk: list[_ItemUndo]) -> None:
+        needing = [u for u in chunk if u.create_eligibility is not None]
+        if not needing:
+            return
+        now = self.ectx.clock.now()
+        ready: list[_ItemUndo] = []
+        for undo in needing:
+            created = undo.create_eligibility
+            assert created is not None
+            changed_at = created.completed_at or created.intent_at
+            not_before = changed_at + self.min_change
+            if now < not_before:
+                self.result.waiting = (
+                    "waiting for Graph's minimum interval between changes to one assignment "
+                    f"(the first can be undone at {not_before:%H:%M:%S} UTC)"
+                )
+                continue
+            ready.append(undo)
+        if not ready:
+            return
+        active = await assigned_instances(self.client, [u.target for u in ready])
+        eligible = await eligibility_schedules(self.client, [u.target for u in ready])
+        to_remove: list[tuple[_ItemUndo, int]] = []
+        with fenced(self.ectx, self.lease) as session:
+            for undo in ready:
+                created = undo.create_eligibility
+                assert created is not None
+                assert created.id is not None
+                if not isinstance(active[undo.target], str):
+                    # Never remove the last way in: the Active one must be back first.
+                    self.result.failed = (
+                        f"{_who(undo)} has no Active assignment, so its Eligible one stays"
+                    )
+                    return
+                live = eligible[undo.target]
+                if isinstance(live, GraphError):
+                    self.result.failed = f"reading {_who(undo)} failed: {live.code}: {live.message}"
+                    return
+                ours = (created.outcome or {}).get("eligible_schedule_id")
+                decision = decide_create_eligibility(
+                    live_schedule_id=live, created_schedule_id=ours
+                )
+                if decision.verdict is Verdict.drift:
+                    mark(session, created.id, EntryStatus.drift)
+                    self.result.drift.append(f"{_who(undo)}: {decision.reason}")
+                    self._item_state(session, undo, WorkItemState.reverted)
+                    continue
+                entry, _ = open_intent(
+                    session,
+                    key=rollback_key(created.idempotency_key),
+                    plan_id=self.plan_id,
+                    phase_key=self.phase_key,
+                    step_index=created.step_index,
+                    operation=Operation.remove_eligibility,
+                    target=created.target,
+                    prior_state={"eligible_schedule_id": live},
+                    desired_state={"eligible": False},
+                    fencing_token=self.lease.token,
+                    now=now,
+                    reverses_id=created.id,
+                )
+                assert entry.id is not None
+                to_remove.append((undo, entry.id))
+        if not to_remove:
+            return
+        requests = [
+            ScheduleRequestCreate(
+                action=ScheduleRequestAction.admin_remove,
+                principal_id=u.target.principal_id,
+                role_definition_id=u.target.role_id,
+                directory_scope_id=u.target.scope,
+                justification=REMOVE_JUSTIFICATION,
+            )
+            for u, _ in to_remove
+        ]
+        answers = await _send(self.client, "eligibility", requests)
+        gone = await eligibility_schedules(self.client, [u.target for u, _ in to_remove])
+        with fenced(self.ectx, self.lease) as session:
+            for (undo, entry_id), answer in zip(to_remove, answers, strict=True):
+                created = undo.create_eligibility
+                assert created is not None
+                assert created.id is not None
+                if gone[undo.target] is None:
+                    record_outcome(
+                        session,
+                        entry_id,
+                        status=EntryStatus.applied,
+                        now=self.ectx.clock.now(),
+                        request_id=answer.id if isinstance(answer, ScheduleRequest) else None,
+                    )
+                    mark(session, created.id, EntryStatus.reverted)
+                    self._item_state(session, undo, WorkItemState.reverted)
+                else:
+                    error = answer if isinstance(answer, GraphError) else None
+                    record_outcome(
+                        session,
+                        entry_id,
+                        status=EntryStatus.failed,
+                        now=self.ectx.clock.now(),
+                        error=error or "the Eligible assignment is still there",
+                    )
+                    if error is not None and error.code == "RoleAssignmentRecentlyChanged":
+                        self.result.waiting = (
+                            f"Graph asks to wait before changing {_who(undo)} again"
+                        )
+                        continue
+                    self.result.failed = (
+                        f"removing the Eligible assignment of {_who(undo)} failed: "
+                        + (f"{error.code}: {error.message}" if error else "it is still there")
+                    )
+
+    def _item_state(self, session: Any, undo: _ItemUndo, state: WorkItemState) -> None:
+        for item in WorkItemRepository(session).list_items(
+            self.plan_id, phase_key=self.phase_key, role_definition_id=undo.target.role_id
+        ):
+            if (
+                item.principal_id == undo.target.principal_id
+                and item.directory_scope_id == undo.target.scope
+            ):
+                _set_state(session, item, state, self.ectx.clock.now())
+
+    # -- rules and reviews -------------------------------------------------------------------
+
+    async def _undo_rule(self, original: JournalEntry) -> None:
+        assert original.id is not None
+        policy_id = original.target["policy_id"]
+        rule_id = original.target["rule_id"]
+        prior = original.prior_state or {}
+        desired = original.desired_state or {}
+        try:
+            live_rule = await self.client.get_policy_rule(policy_id, rule_id)
+        except GraphError as exc:
+            role = role_name(original.target["role_id"])
+            self.result.failed = f"reading {rule_id} of {role} failed: {exc.code}: {exc.message}"
+            return
+        live = live_rule.to_patch_body()
+        decision = decide_policy_rule(prior=prior, desired=desired, live=live)
+        if decision.verdict is not Verdict.revert:
+            with fenced(self.ectx, self.lease) as session:
+                status = (
+                    EntryStatus.drift
+                    if decision.verdict is Verdict.drift
+                    else EntryStatus.not_needed
+                )
+                mark(session, original.id, status)
+            if decision.verdict is Verdict.drift:
+                self.result.drift.append(
+                    f"{role_name(original.target['role_id'])} {rule_id}: {decision.reason}"
+                )
+            return
+        with fenced(self.ectx, self.lease) as session:
+            entry, _ = open_intent(
+                session,
+                key=rollback_key(original.idempotency_key),
+                plan_id=self.plan_id,
+                phase_key=self.phase_key,
+                step_index=original.step_index,
+                operation=Operation.restore_policy_rule,
+                target=original.target,
+                prior_state=live,
+                desired_state=prior,
+                fencing_token=self.lease.token,
+                now=self.ectx.clock.now(),
+                reverses_id=original.id,
+            )
+            entry_id = entry.id
+        assert entry_id is not None
+        error: GraphError | None = None
+        try:
+            await self.client.update_policy_rule(policy_id, parse_policy_rule(prior))
+        except GraphOutcomeUnknownError:
+            pass
+        except GraphError as exc:
+            error = exc
+        after = (await self.client.get_policy_rule(policy_id, rule_id)).to_patch_body()
+        restored = (
+            decide_policy_rule(prior=prior, desired=desired, live=after).verdict
+            is Verdict.not_needed
+        )
+        with fenced(self.ectx, self.lease) as session:
+            if restored:
+                record_outcome(
+                    session, entry_id, status=EntryStatus.applied, now=self.ectx.clock.now()
+                )
+                mark(session, original.id, EntryStatus.reverted)
+            else:
+                record_outcome(
+                    session,
+                    entry_id,
+                    status=EntryStatus.failed,
+                    now=self.ectx.clock.now(),
+                    error=error or "the rule reads back differently",
+                )
+                self.result.failed = (
+                    f"restoring {rule_id} of {role_name(original.target['role_id'])} failed"
+                    + (f": {error.code}: {error.message}" if error else "")
+                )
+
+    async def _undo_review(self, original: JournalEntry) -> None:
+        assert original.id is not None
+        definition_id = (original.outcome or {}).get("definition_id")
+        if definition_id is None:
+            async for found in self.client.iter_access_review_definitions(
+                display_name=original.target.get("display_name")
+            ):
+                definition_id = found.id
+                break
+        exists = False
+        if definition_id is not None:
+            try:
+                await self.client.get_access_review_definition(definition_id)
+                exists = True
+            except GraphNotFoundError:
+                exists = False
+        decision = decide_access_review(exists=exists)
+        if decision.verdict is Verdict.drift:
+            if original.status == EntryStatus.pending.value:
+                with fenced(self.ectx, self.lease) as session:
+                    mark(session, original.id, EntryStatus.not_needed)
+                return
+            with fenced(self.ectx, self.lease) as session:
+                mark(session, original.id, EntryStatus.drift)
+            self.result.drift.append(
+                f"review {original.target.get('display_name')}: {decision.reason}"
+            )
+            return
+        assert definition_id is not None
+        with fenced(self.ectx, self.lease) as session:
+            entry, _ = open_intent(
+                session,
+                key=rollback_key(original.idempotency_key),
+                plan_id=self.plan_id,
+                phase_key=self.phase_key,
+                step_index=original.step_index,
+                operation=Operation.delete_access_review,
+                target={**original.target, "definition_id": definition_id},
+                prior_state={"definition_id": definition_id},
+                desired_state={"definition": None},
+                fencing_token=self.lease.token,
+                now=self.ectx.clock.now(),
+                reverses_id=original.id,
+            )
+            entry_id = entry.id
+        assert entry_id is not None
+        try:
+            await self.client.delete_access_review_definition(definition_id)
+        except (GraphNotFoundError, GraphOutcomeUnknownError):
+            pass
+        except GraphError as exc:
+            with fenced(self.ectx, self.lease) as session:
+                record_outcome(
+                    session,
+                    entry_id,
+                    status=EntryStatus.failed,
+                    now=self.ectx.clock.now(),
+                    error=exc,
+                )
+            self.result.failed = (
+                f"deleting review {definition_id} failed: {exc.code}: {exc.message}"
+            )
+            return
+        with fenced(self.ectx, self.lease) as session:
+            record_outcome(session, entry_id, status=EntryStatus.applied, now=self.ectx.clock.now())
+            mark(session, original.id, EntryStatus.reverted)
+
+
+def _set_state(session: Any, item: WorkItem, state: WorkItemState, now: datetime) -> None:
+    item.state = state.value
+    item.updated_at = now
+    session.add(item)
+
+
+def _who(undo: _ItemUndo) -> str:
+    return f"{undo.target.principal_id} / {role_name(undo.target.role_id)}"
+
+
+async def _send(
+    client: GraphClient, kind: str, requests: Sequence[ScheduleRequestCreate]
+) -> list[ScheduleRequest | GraphError]:
+    try:
+        return await client.create_schedule_requests(kind, list(requests))  # type: ignore[arg-type]
+    except GraphError as exc:
+        return [exc for _ in requests]

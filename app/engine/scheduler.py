@@ -1,0 +1,41 @@
+"""APScheduler 3.x wakes the tick; the database decides what is due (see ``tick``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from app.engine.context import EngineContext
+from app.engine.gates import GateEvaluator
+from app.engine.tick import tick
+from app.logging import get_logger
+
+log = get_logger(__name__)
+
+
+async def run_tick(ectx: EngineContext, gates: GateEvaluator) -> None:
+    """Module-level job target (APScheduler 3.x wants an importable function)."""
+    try:
+        await tick(ectx, gates=gates)
+    except Exception as exc:  # APScheduler would only log it; say which tick failed
+        log.error("engine.tick_failed", error=type(exc).__name__, detail=str(exc), exc_info=exc)
+
+
+def start_scheduler(
+    ectx: EngineContext, gates: GateEvaluator, *, seconds: float
+) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    scheduler.add_job(
+        run_tick,
+        "interval",
+        seconds=seconds,
+        args=[ectx, gates],
+        id="tick",
+        coalesce=True,
+        max_instances=1,
+        next_run_time=datetime.now(UTC),
+    )
+    scheduler.start()
+    log.info("engine.scheduler_started", every_seconds=seconds, worker=ectx.worker_id)
+    return scheduler

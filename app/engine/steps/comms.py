@@ -1,0 +1,175 @@
+"""The comms step: one mail per converted admin per phase, exactly once across crashes.
+
+Each mail carries its idempotency key in a single-value extended property and is saved to the
+sender's Sent Items; when a send's outcome is unknown (a crash, a lost answer), the key is
+looked up there before anything is sent again.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from app.db.models import Tenant
+from app.db.repos.work_items import WorkItemRepository
+from app.domain.journal import EntryStatus, Operation, mail_key
+from app.domain.plan import SendCommsStep
+from app.domain.progress import WorkItemState
+from app.engine.journal import DONE_STATUSES, open_intent, record_outcome
+from app.engine.steps.base import StepContext, StepResult, register
+from app.graph.errors import GraphError, GraphOutcomeUnknownError
+from app.graph.models import (
+    EmailAddress,
+    ItemBody,
+    MailMessage,
+    Recipient,
+    SingleValueExtendedProperty,
+)
+from app.services.comms import CommsRenderer, CommsRenderError, comms_context
+
+# Our own property in the message's extended properties (a fixed GUID names our namespace).
+MAIL_KEY_PROPERTY = "String {8f2b1c3e-6a44-4c39-9d71-4f0a9b2e7d15} Name PimRolloutMailKey"
+
+
+def comms_page_url(public_url: str, plan_id: str, phase_key: str) -> str:
+    return f"{public_url.rstrip('/')}/comms/{plan_id}/{phase_key}"
+
+
+class SendComms:
+    def __init__(self, renderer: CommsRenderer | None = None) -> None:
+        self.renderer = renderer or CommsRenderer()
+
+    async def run(self, sc: StepContext) -> StepResult:
+        step = sc.step
+        assert isinstance(step, SendCommsStep)
+        if not sc.comms.sender:
+            return StepResult.failed("the tenant has no comms sender mailbox (comms.sender)")
+        with sc.engine.session_factory() as session:
+            items = WorkItemRepository(session).list_items(
+                sc.plan_id,
+                phase_key=sc.phase.key,
+                states=[WorkItemState.done.value, WorkItemState.kept_active.value],
+            )
+            tenant = session.get(Tenant, sc.tenant_id)
+        roles_by_user: dict[str, list[str]] = defaultdict(list)
+        names: dict[str, str | None] = {}
+        for item in items:
+            if item.principal_type != "user" or item.step_index > sc.step_index:
+                continue
+            roles_by_user[item.principal_id].append(item.role_definition_id)
+            names[item.principal_id] = item.principal_name
+        if not roles_by_user:
+            return StepResult.done("no converted users to mail")
+        try:
+            directory = {
+                o.id: o for o in await sc.client.get_directory_objects(list(roles_by_user))
+            }
+        except GraphError as exc:
+            return StepResult.failed(f"looking up recipients failed: {exc.code}: {exc.message}")
+        page_url = comms_page_url(sc.engine.public_url, sc.plan_id, sc.phase.key)
+        sent = skipped = 0
+        for principal_id, roles in roles_by_user.items():
+            reason = sc.stop_reason()
+            if reason:
+                return StepResult.stopped(reason)
+            person = directory.get(principal_id)
+            address = (person.mail or person.user_principal_name) if person else None
+            if not address:
+                skipped += 1
+                sc.notes.append(f"no mail address for {names.get(principal_id) or principal_id}")
+                continue
+            try:
+                context = comms_context(
+                    spec=sc.spec,
+                    phase_key=sc.phase.key,
+                    comms=sc.comms,
+                    tenant_name=tenant.name if tenant else "",
+                    recipient_name=names.get(principal_id),
+                    roles=list(dict.fromkeys(roles)),
+                    effective_from=sc.engine.clock.now(),
+                    page_url=page_url,
+                )
+                rendered = self.renderer.render(step.template, step.subject, context)
+            except CommsRenderError as exc:
+                return StepResult.failed(f"the comms could not be rendered: {exc}")
+            try:
+                if await self._send_once(
+                    sc, principal_id, address, rendered.subject, rendered.html
+                ):
+                    sent += 1
+            except GraphError as exc:
+                return StepResult.failed(
+                    f"sending the comms to {address} failed: {exc.code}: {exc.message}"
+                )
+        return StepResult.done(
+            f"comms: {sent} sent" + (f", {skipped} without an address" if skipped else "")
+        )
+
+    async def _send_once(
+        self, sc: StepContext, principal_id: str, address: str, subject: str, html: str
+    ) -> bool:
+        sender = sc.comms.sender
+        assert sender is not None
+        key = mail_key(sc.plan_id, sc.phase.key, principal_id)
+        with sc.write() as session:
+            entry, was_pending = open_intent(
+                session,
+                key=key,
+                plan_id=sc.plan_id,
+                phase_key=sc.phase.key,
+                step_index=sc.step_index,
+                operation=Operation.send_mail,
+                target={"principal_id": principal_id, "to": address, "sender": sender},
+                prior_state=None,
+                desired_state={"subject": subject},
+                fencing_token=sc.lease.token,
+                now=sc.engine.clock.now(),
+            )
+            entry_id, status = entry.id, entry.status
+        assert entry_id is not None
+        if status in DONE_STATUSES:
+            return False
+        if was_pending and await sc.client.find_sent_message(sender, MAIL_KEY_PROPERTY, key):
+            with sc.write() as session:
+                record_outcome(
+                    session,
+                    entry_id,
+                    status=EntryStatus.applied,
+                    now=sc.engine.clock.now(),
+                    outcome={"verified_in_sent_items": True},
+                )
+            return False
+        message = MailMessage(
+            subject=subject,
+            body=ItemBody(content_type="HTML", content=html),
+            to_recipients=[Recipient(email_address=EmailAddress(address=address))],
+            single_value_extended_properties=[
+                SingleValueExtendedProperty(id=MAIL_KEY_PROPERTY, value=key)
+            ],
+        )
+        try:
+            await sc.client.send_mail(sender, message, save_to_sent_items=True)
+        except GraphOutcomeUnknownError:
+            if not await sc.client.find_sent_message(sender, MAIL_KEY_PROPERTY, key):
+                raise
+        except GraphError as exc:
+            with sc.write() as session:
+                record_outcome(
+                    session,
+                    entry_id,
+                    status=EntryStatus.failed,
+                    now=sc.engine.clock.now(),
+                    error=exc,
+                )
+            raise
+        with sc.write() as session:
+            record_outcome(
+                session,
+                entry_id,
+                status=EntryStatus.applied,
+                now=sc.engine.clock.now(),
+                outcome={"to": address},
+            )
+        return True
+
+
+register("send_comms", SendComms())

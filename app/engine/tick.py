@@ -1,0 +1,357 @@
+"""The scheduler's tick: the database decides what is due; each plan runs under a lease.
+
+APScheduler only wakes us up. Any number of replicas may tick at once: a plan is driven by
+whoever holds its lease, and every write is fenced by the lease's token (invariant 6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import structlog
+from sqlmodel import Session, col, select
+
+from app.db.models import Phase, Plan, Tenant
+from app.db.repos.plans import PlanRepository
+from app.domain.machine import Event, Gate, PhaseState, PlanState
+from app.domain.plan import PlanSpec
+from app.domain.tenant import AutomationSettings, CommsSettings, GraphLimits
+from app.domain.windows import progression_window
+from app.engine.context import EngineContext, Lease, LeaseLostError, claim_plan, fenced, release
+from app.engine.gates import GateEvaluator, no_gates
+from app.engine.rollback import PhaseUndo
+from app.engine.steps import registry  # noqa: F401  (registers every step handler)
+from app.engine.steps.base import StepContext, StepResult, StepStatus, handler_for
+from app.graph.errors import GraphError
+from app.logging import get_logger
+from app.problems import ConflictError
+from app.services.plans import apply_event, effective_bindings, get_plan_row
+
+log = get_logger(__name__)
+
+ACTIVE_STATES = (PlanState.scheduled.value, PlanState.running.value, PlanState.rolling_back.value)
+MAX_MOVES_PER_TICK = 50
+
+
+async def tick(ectx: EngineContext, *, gates: GateEvaluator = no_gates) -> None:
+    """Drive every active plan one step further (as far as it can go now)."""
+    with ectx.session_factory() as session:
+        plan_ids = list(
+            session.exec(select(Plan.id).where(col(Plan.state).in_(ACTIVE_STATES))).all()
+        )
+    for plan_id in plan_ids:
+        await drive_plan(ectx, plan_id, gates=gates)
+
+
+async def drive_plan(ectx: EngineContext, plan_id: str, *, gates: GateEvaluator = no_gates) -> None:
+    lease = claim_plan(ectx, plan_id)
+    if lease is None:
+        return
+    with structlog.contextvars.bound_contextvars(plan_id=plan_id, worker=ectx.worker_id):
+        try:
+            await PlanDriver(ectx, lease, plan_id, gates).run()
+        except LeaseLostError as exc:
+            log.warning("engine.lease_lost", reason=str(exc))
+            return
+        except Exception as exc:  # the tick boundary: log, leave a trace in the data, keep going
+            log.error("engine.plan_error", error=type(exc).__name__, detail=str(exc), exc_info=exc)
+            _fail_running_phase(
+                ectx, lease, plan_id, f"internal error: {type(exc).__name__}: {exc}"
+            )
+        finally:
+            try:
+                release(ectx, lease)
+            except Exception as exc:  # pragma: no cover - the lease lapses on its own anyway
+                log.warning("engine.lease_release_failed", error=str(exc))
+
+
+def _fail_running_phase(ectx: EngineContext, lease: Lease, plan_id: str, reason: str) -> None:
+    try:
+        with fenced(ectx, lease) as session:
+            plan = get_plan_row(session, plan_id, for_update=True)
+            phases = PlanRepository(session).phases(plan_id)
+            running = next((p for p in phases if p.state == PhaseState.running.value), None)
+            if plan.state == PlanState.running.value and running is not None:
+                apply_event(
+                    session,
+                    plan=plan,
+                    event=Event.fail,
+                    actor=_actor(ectx),
+                    reason=reason,
+                    now=ectx.clock.now(),
+                    phase_key=running.key,
+                    phase_reason=reason,
+                )
+            else:
+                plan.status_reason = reason
+                session.add(plan)
+    except Exception as exc:  # pragma: no cover
+        log.error("engine.record_failure_failed", error=str(exc))
+
+
+def _actor(ectx: EngineContext) -> str:
+    return f"scheduler ({ectx.worker_id})"
+
+
+class PlanDriver:
+    def __init__(
+        self, ectx: EngineContext, lease: Lease, plan_id: str, gates: GateEvaluator
+    ) -> None:
+        self.ectx = ectx
+        self.lease = lease
+        self.plan_id = plan_id
+        self.gates = gates
+
+    def _load(self) -> tuple[Plan, list[Phase], Tenant]:
+        with self.ectx.session_factory() as session:
+            plan = get_plan_row(session, self.plan_id)
+            phases = PlanRepository(session).phases(self.plan_id)
+            tenant = session.get(Tenant, plan.tenant_id)
+        assert tenant is not None
+        return plan, phases, tenant
+
+    def _move(
+        self,
+        event: Event,
+        *,
+        phase_key: str | None = None,
+        reason: str | None = None,
+        phase_reason: str | None = None,
+    ) -> bool:
+        """Record a transition under the lease; False if the plan moved meanwhile (an operator)."""
+        with fenced(self.ectx, self.lease) as session:
+            plan = get_plan_row(session, self.plan_id, for_update=True)
+            try:
+                apply_event(
+                    session,
+                    plan=plan,
+                    event=event,
+                    actor=_actor(self.ectx),
+                    reason=reason,
+                    now=self.ectx.clock.now(),
+                    phase_key=phase_key,
+                    phase_reason=phase_reason,
+                )
+            except ConflictError as exc:
+                log.info("engine.transition_skipped", plan_event=event.value, detail=exc.detail)
+                session.rollback()
+                return False
+        log.info("engine.transition", plan_event=event.value, phase=phase_key, reason=reason)
+        return True
+
+    def _note(self, *, phase_key: str | None, reason: str | None) -> None:
+        """Say why a phase or plan is waiting, without a transition."""
+        with fenced(self.ectx, self.lease) as session:
+            if phase_key is None:
+                plan = session.get(Plan, self.plan_id)
+                if plan is not None and plan.status_reason != reason:
+                    plan.status_reason = reason
+                    session.add(plan)
+                return
+            phase = session.exec(
+                select(Phase).where(Phase.plan_id == self.plan_id, Phase.key == phase_key)
+            ).first()
+            if phase is not None and phase.status_reason != reason:
+                phase.status_reason = reason
+                session.add(phase)
+
+    async def run(self) -> None:
+        for _ in range(MAX_MOVES_PER_TICK):
+            plan, phases, tenant = self._load()
+            now = self.ectx.clock.now()
+            if plan.state == PlanState.scheduled.value:
+                first_due = phases[0].due_at if phases else None
+                if (
+                    first_due is not None
+                    and first_due <= now
+                    and self._move(Event.tick, reason="the first phase is due")
+                ):
+                    continue
+                return
+            if plan.state == PlanState.rolling_back.value:
+                await self._roll_back(plan, phases, tenant)
+                return
+            if plan.state != PlanState.running.value:
+                return
+            current = next(
+                (
+                    p
+                    for p in phases
+                    if p.state not in {PhaseState.completed.value, PhaseState.rolled_back.value}
+                ),
+                None,
+            )
+            if current is None:
+                return
+            moved = await self._advance_phase(plan, current, tenant)
+            if not moved:
+                return
+
+    async def _advance_phase(self, plan: Plan, phase: Phase, tenant: Tenant) -> bool:
+        now = self.ectx.clock.now()
+        spec = PlanSpec.model_validate(plan.spec)
+        phase_spec = spec.phase(phase.key)
+        assert phase_spec is not None
+        automation = AutomationSettings.model_validate(tenant.automation)
+        state = PhaseState(phase.state)
+        if state is PhaseState.pending:
+            if phase.due_at is not None and phase.due_at <= now:
+                return self._move(
+                    Event.become_due, phase_key=phase.key, reason="its start time has come"
+                )
+            return False
+        if state is PhaseState.due:
+            if Gate(phase.gate) is Gate.manual:
+                return self._move(
+                    Event.hold,
+                    phase_key=phase.key,
+                    phase_reason="waiting for an operator to advance (manual gate)",
+                )
+            verdict = await self._gates(tenant.id, phase_spec.health_gates, now)
+            if not verdict.passed:
+                return self._move(
+                    Event.hold,
+                    phase_key=phase.key,
+                    phase_reason="health gate: " + "; ".join(verdict.reasons),
+                )
+            return self._begin_if_window(phase, automation, now)
+        if state is PhaseState.awaiting_gate:
+            if Gate(phase.gate) is Gate.manual:
+                return False
+            verdict = await self._gates(tenant.id, phase_spec.health_gates, now)
+            if not verdict.passed:
+                self._note(phase_key=phase.key, reason="health gate: " + "; ".join(verdict.reasons))
+                return False
+            return self._begin_if_window(phase, automation, now)
+        if state is PhaseState.running:
+            if automation.frozen:
+                self._note(phase_key=phase.key, reason="held: the tenant is frozen")
+                return False
+            result = await self._run_steps(plan, phase, tenant, spec)
+            if result.status is StepStatus.done:
+                return self._move(Event.finish, phase_key=phase.key, phase_reason=result.reason)
+            if result.status is StepStatus.failed:
+                self._move(
+                    Event.fail,
+                    phase_key=phase.key,
+                    reason=result.reason,
+                    phase_reason=result.reason,
+                )
+                return False
+            self._note(phase_key=phase.key, reason=result.reason)
+            return False
+        return False
+
+    def _begin_if_window(self, phase: Phase, automation: AutomationSettings, now) -> bool:  # type: ignore[no-untyped-def]
+        window = progression_window(automation, now)
+        if not window.open:
+            self._note(phase_key=phase.key, reason=window.reason)
+            return False
+        return self._move(Event.begin, phase_key=phase.key, reason="automatic progression")
+
+    async def _gates(self, tenant_id: str, gates, now):  # type: ignore[no-untyped-def]
+        with self.ectx.session_factory() as session:
+            return await self.gates(session, tenant_id, gates, now)
+
+    async def _run_steps(
+        self, plan: Plan, phase: Phase, tenant: Tenant, spec: PlanSpec
+    ) -> StepResult:
+        phase_spec = spec.phase(phase.key)
+        assert phase_spec is not None
+        client = await self.ectx.client_for(tenant)
+        bindings = effective_bindings(tenant, plan.binding_overrides)
+        notes: list[str] = []
+        for index in range(phase.current_step, len(phase_spec.steps)):
+            step = phase_spec.steps[index]
+            sc = StepContext(
+                engine=self.ectx,
+                lease=self.lease,
+                plan_id=plan.id,
+                plan_name=plan.name,
+                spec=spec,
+                phase=phase_spec,
+                step_index=index,
+                step=step,
+                tenant_id=tenant.id,
+                bindings=bindings,
+                break_glass=frozenset(tenant.break_glass_ids),
+                comms=CommsSettings.model_validate(tenant.comms),
+                limits=GraphLimits.model_validate(tenant.graph_limits),
+                client=client,
+                notes=notes,
+            )
+            with structlog.contextvars.bound_contextvars(
+                phase=phase.key, step=index, kind=step.kind
+            ):
+                try:
+                    result = await handler_for(step.kind).run(sc)
+                except LeaseLostError:
+                    raise
+                except GraphError as exc:
+                    result = StepResult.failed(f"step {index} ({step.kind}): Graph: {exc}")
+            if result.status is not StepStatus.done:
+                return result
+            if result.reason:
+                notes.append(result.reason)
+            with fenced(self.ectx, self.lease) as session:
+                row = session.exec(
+                    select(Phase).where(Phase.plan_id == plan.id, Phase.key == phase.key)
+                ).one()
+                row.current_step = index + 1
+                session.add(row)
+        return StepResult.done("; ".join(notes) or None)
+
+    async def _roll_back(self, plan: Plan, phases: list[Phase], tenant: Tenant) -> None:
+        client = await self.ectx.client_for(tenant)
+        limits = GraphLimits.model_validate(tenant.graph_limits)
+        target = plan.rollback_target
+        undo_order: list[Phase] = []
+        for phase in reversed(phases):
+            if phase.state in {
+                PhaseState.running.value,
+                PhaseState.completed.value,
+                PhaseState.failed.value,
+            }:
+                undo_order.append(phase)
+            if target is not None and phase.key == target:
+                break
+        drift: list[str] = []
+        for phase in undo_order:
+            result = await PhaseUndo(
+                self.ectx,
+                self.lease,
+                client,
+                plan_id=plan.id,
+                phase_key=phase.key,
+                min_change_interval=_seconds(limits.min_change_interval_seconds),
+                concurrency=limits.max_concurrency,
+            ).run()
+            drift += result.drift
+            if result.failed:
+                self._move(
+                    Event.rollback_failed, reason=f"rollback of {phase.key} failed: {result.failed}"
+                )
+                return
+            if not result.done:
+                self._note(phase_key=None, reason=result.waiting)
+                return
+            reason = "rolled back" + (
+                f"; drift left alone: {'; '.join(result.drift)}" if result.drift else ""
+            )
+            if not self._move(Event.roll_back_phase, phase_key=phase.key, phase_reason=reason):
+                return
+        final = Event.partial_rollback_finished if target is not None else Event.rollback_finished
+        self._move(
+            final,
+            reason="rollback finished" + (f" (drift left alone: {len(drift)})" if drift else ""),
+        )
+        self._note(phase_key=None, reason=None)
+
+
+def _seconds(value: float):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    return timedelta(seconds=value)
+
+
+_ = (replace, Session)

@@ -1,0 +1,131 @@
+"""Plan settings -> PIM policy rules, as Graph expects them (whole rule sent back)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from app.domain.plan import RoleSettings
+from app.domain.rules import (
+    APPROVAL_END_USER,
+    ENABLEMENT_END_USER,
+    EXPIRATION_END_USER,
+    RuleConflictError,
+    admin_mfa_blockers,
+    approval_signature,
+    desired_activation_rules,
+    desired_approval_rule,
+    eligibility_expiration,
+    same_rule,
+)
+
+SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "graph-samples"
+
+
+@pytest.fixture
+def rules() -> dict[str, dict]:
+    data = json.loads(
+        (
+            SAMPLES
+            / "roleManagementPolicyAssignments_list_filterRole_expandPolicyRules.response.json"
+        ).read_text()
+    )
+    return {rule["id"]: rule for rule in data["value"][0]["policy"]["rules"]}
+
+
+class TestActivationRules:
+    def test_pilot_settings_change_duration_and_enablement(self, rules) -> None:
+        settings = RoleSettings(
+            activation_max_duration=timedelta(hours=4),
+            require_justification=True,
+            require_ticket=False,
+            require_mfa=True,
+        )
+        changes = desired_activation_rules(rules, settings)
+        assert set(changes) == {EXPIRATION_END_USER}  # the sample already has MFA + justification
+        rule = changes[EXPIRATION_END_USER]
+        assert rule["maximumDuration"] == "PT4H"
+        assert rule["isExpirationRequired"] is True
+        assert rule["@odata.type"] == "#microsoft.graph.unifiedRoleManagementPolicyExpirationRule"
+        assert rule["target"] == rules[EXPIRATION_END_USER]["target"]
+
+    def test_ticket_added_in_a_stable_order(self, rules) -> None:
+        changes = desired_activation_rules(rules, RoleSettings(require_ticket=True))
+        assert changes[ENABLEMENT_END_USER]["enabledRules"] == [
+            "MultiFactorAuthentication",
+            "Justification",
+            "Ticketing",
+        ]
+
+    def test_nothing_to_change(self, rules) -> None:
+        assert (
+            desired_activation_rules(
+                rules, RoleSettings(activation_max_duration=timedelta(hours=8))
+            )
+            == {}
+        )
+
+    def test_mfa_conflicts_with_auth_context(self, rules) -> None:
+        rules["AuthenticationContext_EndUser_Assignment"]["isEnabled"] = True
+        with pytest.raises(RuleConflictError, match="MfaAndAcrsConflict"):
+            desired_activation_rules(rules, RoleSettings(require_mfa=True))
+
+    def test_durations_compare_by_value(self, rules) -> None:
+        other = dict(rules[EXPIRATION_END_USER], maximumDuration="PT480M")
+        assert same_rule(other, rules[EXPIRATION_END_USER])
+
+
+class TestApprovalRule:
+    def test_group_approvers(self, rules) -> None:
+        rule = desired_approval_rule(
+            rules, approvers=[("group", "g1")], timeout_days=1, approver_justification=True
+        )
+        assert rule is not None
+        assert rule["setting"]["isApprovalRequired"] is True
+        assert rule["setting"]["approvalStages"][0]["primaryApprovers"] == [
+            {"@odata.type": "#microsoft.graph.groupMembers", "groupId": "g1"}
+        ]
+        assert approval_signature(rule) == {
+            "required": True,
+            "approvers": [("#microsoft.graph.groupMembers", "g1")],
+        }
+        assert (
+            desired_approval_rule(
+                {APPROVAL_END_USER: rule},
+                approvers=[("group", "g1")],
+                timeout_days=1,
+                approver_justification=True,
+            )
+            is None
+        )
+
+
+class TestEligibilityExpiration:
+    def test_permanent_when_allowed(self, rules) -> None:
+        assert eligibility_expiration(rules, None) == (None, None)
+
+    def test_respects_a_rule_that_requires_expiry(self, rules) -> None:
+        rules["Expiration_Admin_Eligibility"]["isExpirationRequired"] = True
+        duration, note = eligibility_expiration(rules, None)
+        assert duration == timedelta(days=365)
+        assert note is not None
+        assert "P365D" in note
+
+    def test_caps_a_longer_wish(self, rules) -> None:
+        rules["Expiration_Admin_Eligibility"]["isExpirationRequired"] = True
+        duration, note = eligibility_expiration(rules, timedelta(days=500))
+        assert duration == timedelta(days=365)
+        assert note is not None
+
+
+class TestAdminMfa:
+    def test_detects_rules_an_app_cannot_satisfy(self, rules) -> None:
+        assert admin_mfa_blockers(rules) == []
+        rules["Enablement_Admin_Assignment"]["enabledRules"] = [
+            "Justification",
+            "MultiFactorAuthentication",
+        ]
+        assert admin_mfa_blockers(rules) == ["Enablement_Admin_Assignment"]

@@ -1,0 +1,170 @@
+"""An engine wired to an in-process simulated tenant, on each database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+from starlette.applications import Starlette
+
+from app.db.session import SessionFactory, unit_of_work
+from app.domain.machine import PlanState
+from app.domain.tenant import TenantSpec
+from app.engine.context import EngineContext
+from app.engine.tick import tick
+from app.graph.factory import GraphClientFactory
+from app.services import plans, tenants
+from app.services.plans import PlanView
+from app.services.secrets import SecretBox
+from app.settings import GraphSettings
+from app.simulator.app import create_simulator_app
+from app.simulator.faults import SimLimits
+from app.simulator.seed import generate_tenant
+from app.simulator.state import SimState
+from tests.factories import PLANS_DIR, FakeClock
+
+SIM_URL = "http://sim.test/v1.0"
+
+
+async def _no_sleep(_seconds: float) -> None:
+    return None
+
+
+@dataclass
+class Rig:
+    """Engine + simulated tenant + a tenant row; helpers to drive a plan."""
+
+    ectx: EngineContext
+    sim_app: Starlette
+    sim_state: SimState
+    sim_http: httpx.AsyncClient
+    tenant_id: str
+    clock: FakeClock
+    plans_created: list[str] = field(default_factory=list)
+
+    @property
+    def session_factory(self) -> SessionFactory:
+        return self.ectx.session_factory
+
+    async def sim(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self.sim_http.request(method, path, **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def create_plan(self, template: str = "default", **over: Any) -> str:
+        with unit_of_work(self.session_factory) as session:
+            view = plans.create_plan(
+                session,
+                tenant_id=self.tenant_id,
+                plans_dir=PLANS_DIR,
+                template=over.pop("template_name", template) if "spec" not in over else None,
+                spec_data=over.pop("spec", None),
+                name=None,
+                binding_overrides=over.pop("bindings", {}),
+                actor="tester",
+                now=self.clock.now(),
+            )
+        return view.row.id
+
+    def act(self, plan_id: str, event: str, **kwargs: Any) -> PlanView:
+        from app.domain.machine import Event
+
+        with unit_of_work(self.session_factory) as session:
+            return plans.perform_action(
+                session,
+                plan_id=plan_id,
+                event=Event(event),
+                actor="tester",
+                reason=kwargs.get("reason"),
+                now=self.clock.now(),
+                phase_key=kwargs.get("phase"),
+            )
+
+    def view(self, plan_id: str) -> PlanView:
+        with self.session_factory() as session:
+            return plans.get_plan_view(session, plan_id)
+
+    async def run_until(
+        self,
+        plan_id: str,
+        states: set[str],
+        *,
+        max_ticks: int = 60,
+        advance_gates: bool = False,
+        step_seconds: float = 86400,
+    ) -> PlanView:
+        """Tick (moving the fake clock a day each time) until the plan reaches one of ``states``."""
+        for _ in range(max_ticks):
+            view = self.view(plan_id)
+            if view.row.state in states:
+                return view
+            if advance_gates and any(p.row.state == "awaiting_gate" for p in view.phases):
+                self.act(plan_id, "advance", reason="pilot feedback looks good")
+            await tick(self.ectx)
+            self.clock.advance(seconds=step_seconds)
+        view = self.view(plan_id)
+        raise AssertionError(
+            f"plan stuck in {view.row.state}: "
+            + ", ".join(f"{p.row.key}={p.row.state} ({p.row.status_reason})" for p in view.phases)
+        )
+
+
+def make_rig_parts(
+    users: int, admins: int, seed: int, limits: SimLimits | None = None
+) -> tuple[SimState, Starlette]:
+    state = generate_tenant(users=users, admins=admins, seed=seed)
+    app = create_simulator_app(state, limits=limits or SimLimits(min_change_interval_seconds=0))
+    return state, app
+
+
+@pytest.fixture
+def sim_size() -> tuple[int, int]:
+    return (200, 30)
+
+
+@pytest.fixture
+async def rig(session_factory: SessionFactory, sim_size: tuple[int, int]) -> AsyncIterator[Rig]:
+    users, admins = sim_size
+    state, sim_app = make_rig_parts(users, admins, seed=11)
+    clock = FakeClock()
+    factory = GraphClientFactory(
+        GraphSettings(request_timeout_seconds=5, total_deadline_seconds=30),
+        transport_for=lambda _url: httpx.ASGITransport(app=sim_app),
+    )
+    box = SecretBox(Fernet.generate_key())
+    ectx = EngineContext(
+        session_factory=session_factory,
+        graph_factory=factory,
+        secret_box=box,
+        clock=clock,
+        worker_id="test-worker",
+        sleeper=_no_sleep,
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=sim_app), base_url="http://sim.test"
+    ) as http:
+        profile = (await http.get("/_sim/profile")).json()
+        spec = TenantSpec.model_validate(
+            {
+                **profile,
+                "name": "Contoso (simulated)",
+                "graph_base_url": SIM_URL,
+                "graph_limits": {"min_change_interval_seconds": 0},
+            }
+        )
+        with unit_of_work(session_factory) as session:
+            tenant = tenants.create_tenant(session, spec=spec, box=box, now=clock.now())
+        yield Rig(ectx, sim_app, state, http, tenant.id, clock)
+    await factory.aclose_all()
+
+
+TERMINAL = {
+    PlanState.completed.value,
+    PlanState.rolled_back.value,
+    PlanState.failed.value,
+    PlanState.cancelled.value,
+}
