@@ -114,6 +114,113 @@ def tokens_create(
     typer.echo(plaintext)
 
 
+@cli.command()
+def demo(
+    port: Annotated[int, typer.Option(help="port for the UI and API")] = 8000,
+    manual_gates: Annotated[
+        bool, typer.Option("--manual-gates", help="leave manual gates for you to advance")
+    ] = False,
+    users: Annotated[int, typer.Option(help="users in the simulated tenant")] = 300,
+    admins: Annotated[int, typer.Option(help="admins in the simulated tenant")] = 40,
+    exit_when_done: Annotated[
+        bool, typer.Option("--exit-when-done", help="stop the server when the plan finishes")
+    ] = False,
+    rollback_at_end: Annotated[
+        bool, typer.Option("--rollback-at-end", help="roll the whole plan back once it completes")
+    ] = False,
+) -> None:
+    """SQLite + an in-process simulated tenant + the demo plan; prints the UI URL and a token."""
+    import asyncio
+
+    from rich.console import Console
+
+    from app.demo import DemoOptions, run_demo
+    from app.logging import configure_logging
+
+    configure_logging("WARNING")
+    options = DemoOptions(
+        port=port,
+        manual_gates=manual_gates,
+        users=users,
+        admins=admins,
+        exit_when_done=exit_when_done,
+        rollback_at_end=rollback_at_end,
+    )
+    raise typer.Exit(asyncio.run(run_demo(options, Console())))
+
+
+@cli.command("simulate-tenant")
+def simulate_tenant(
+    port: Annotated[int, typer.Option(help="port to serve the simulated Graph on")],
+    host: Annotated[str, typer.Option(help="bind address (loopback by default)")] = "127.0.0.1",
+    users: Annotated[int, typer.Option(help="users to generate")] = 200,
+    admins: Annotated[int, typer.Option(help="admins holding standing roles")] = 30,
+    seed: Annotated[int, typer.Option(help="seed for the generator and the faults")] = 1,
+    latency_ms: Annotated[float, typer.Option(help="latency added to each request")] = 0.0,
+    write_quota: Annotated[int, typer.Option(help="writes allowed per write window")] = 3000,
+    write_window_seconds: Annotated[float, typer.Option(help="the write window")] = 150.0,
+    fault_rate: Annotated[float, typer.Option(help="share of requests answered 5xx")] = 0.0,
+    lost_response_rate: Annotated[
+        float, typer.Option(help="share of writes committed whose answer is lost")
+    ] = 0.0,
+    min_change_interval: Annotated[
+        float, typer.Option(help="seconds before an assignment may change again")
+    ] = 300.0,
+    no_p2: Annotated[bool, typer.Option("--no-p2", help="no Entra ID P2 licence")] = False,
+    tenant_file: Annotated[
+        Path | None, typer.Option(help="load the tenant (JSON/YAML state or an inventory export)")
+    ] = None,
+) -> None:
+    """Serve a simulated Entra tenant that behaves like Microsoft Graph (a test double)."""
+    import json
+
+    from pydantic import ValidationError
+
+    from app.simulator.faults import SimLimits
+    from app.simulator.seed import generate_tenant, load_tenant, tenant_from_inventory
+    from app.simulator.standalone import run_standalone
+
+    try:
+        limits = SimLimits(
+            latency_ms=latency_ms,
+            fault_rate=fault_rate,
+            lost_response_rate=lost_response_rate,
+            seed=seed,
+            write_quota=write_quota,
+            write_window_seconds=write_window_seconds,
+            min_change_interval_seconds=min_change_interval,
+        )
+    except ValidationError as exc:
+        for error in exc.errors():
+            typer.echo(
+                f"pim-rollout: --{str(error['loc'][0]).replace('_', '-')}: {error['msg']}", err=True
+            )
+        raise typer.Exit(2) from None
+    if tenant_file is not None:
+        try:
+            if tenant_file.suffix == ".json" and json.loads(tenant_file.read_text()).get(
+                "format", ""
+            ).startswith("pim-rollout.inventory"):
+                state = tenant_from_inventory(json.loads(tenant_file.read_text()))
+            else:
+                state = load_tenant(tenant_file)
+        except (OSError, ValueError) as exc:
+            typer.echo(f"pim-rollout: --tenant-file {tenant_file}: {exc}", err=True)
+            raise typer.Exit(2) from None
+    else:
+        try:
+            state = generate_tenant(users=users, admins=admins, seed=seed, p2=not no_p2)
+        except ValueError as exc:
+            typer.echo(f"pim-rollout: {exc}", err=True)
+            raise typer.Exit(2) from None
+    typer.echo(
+        f"simulated tenant on http://{host}:{port}/v1.0 (control API under /_sim); "
+        f"{len(state.users)} users; Ctrl-C stops it",
+        err=True,
+    )
+    run_standalone(host=host, port=port, state=state, limits=limits)
+
+
 def main() -> None:
     try:
         cli()

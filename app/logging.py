@@ -45,6 +45,9 @@ def redact_secrets(
 
 
 def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
+    # APScheduler reports a tick still running as a warning each time; that is by design here
+    # (coalesce, max_instances=1), so only its errors are worth seeing.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"

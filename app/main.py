@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from app.api.routes import health, plans, templates, tenants, tokens
+from app.api.routes import comms, health, plans, templates, tenants, tokens
 from app.db.session import SessionFactory, create_db_engine, create_session_factory
 from app.domain.clock import Clock
 from app.logging import configure_logging
@@ -82,7 +82,14 @@ def create_app(
     )
     app.state.ctx = ctx
     install_problem_handlers(app)
-    for router in (health.router, tenants.router, templates.router, plans.router, tokens.router):
+    for router in (
+        health.router,
+        tenants.router,
+        templates.router,
+        plans.router,
+        tokens.router,
+        comms.router,
+    ):
         app.include_router(router)
     return app
 

@@ -25,13 +25,10 @@ from app.graph.models import (
     SingleValueExtendedProperty,
 )
 from app.services.comms import CommsRenderer, CommsRenderError, comms_context
+from app.services.comms_preview import comms_page_url
 
 # Our own property in the message's extended properties (a fixed GUID names our namespace).
 MAIL_KEY_PROPERTY = "String {8f2b1c3e-6a44-4c39-9d71-4f0a9b2e7d15} Name PimRolloutMailKey"
-
-
-def comms_page_url(public_url: str, plan_id: str, phase_key: str) -> str:
-    return f"{public_url.rstrip('/')}/comms/{plan_id}/{phase_key}"
 
 
 class SendComms:

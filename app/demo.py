@@ -1,0 +1,234 @@
+"""``pim-rollout demo``: the whole rollout on SQLite against an in-process simulated tenant.
+
+The simulated tenant lives in the same process (Graph calls go through an in-process ASGI
+transport, no network) and is also mounted under ``/simulated-tenant`` so its state can be
+inspected. The demo plan runs every phase in a few minutes; manual gates are advanced by the
+demo after a short pause unless ``--manual-gates`` asks the operator to do it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import uvicorn
+from cryptography.fernet import Fernet
+from rich.console import Console
+
+from app.db.migrate import upgrade
+from app.db.session import unit_of_work
+from app.domain.machine import Event, PlanState
+from app.domain.tenant import TenantSpec
+from app.engine import actions
+from app.engine.context import EngineContext
+from app.graph.factory import GraphClientFactory
+from app.main import build_context, create_app
+from app.services import plans, tenants
+from app.services.context import AppContext
+from app.services.plans import PlanView
+from app.services.secrets import SecretBox
+from app.services.tokens import create_token
+from app.settings import Settings
+from app.simulator.app import create_simulator_app
+from app.simulator.faults import SimLimits
+from app.simulator.seed import generate_tenant
+
+DEMO_GRAPH_URL = "http://demo-tenant.test/v1.0"
+FINISHED = {PlanState.completed.value, PlanState.rolled_back.value, PlanState.cancelled.value}
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    port: int = 8000
+    manual_gates: bool = False
+    users: int = 300
+    admins: int = 40
+    seed: int = 7
+    database: Path = Path("pim-rollout-demo.db")
+    gate_pause_seconds: float = 8.0
+    exit_when_done: bool = False
+    rollback_at_end: bool = False
+
+
+def _fresh_database(path: Path) -> str:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    return url
+
+
+PLANS_DIR = Path(__file__).resolve().parents[1] / "rollout_plans"
+
+
+async def run_demo(options: DemoOptions, console: Console) -> int:
+    url = _fresh_database(options.database)
+    settings = Settings(
+        database_url=url,
+        plans_dir=PLANS_DIR,
+        public_url=f"http://127.0.0.1:{options.port}",
+        scheduler={"enabled": True, "tick_seconds": 1.0},
+        secret_key_file=options.database.with_suffix(".key"),
+    )
+    state = generate_tenant(users=options.users, admins=options.admins, seed=options.seed)
+    sim = create_simulator_app(
+        state, limits=SimLimits(latency_ms=15, min_change_interval_seconds=10)
+    )
+    graph = GraphClientFactory(
+        settings.graph,
+        transport_for=lambda base: (
+            httpx.ASGITransport(app=sim) if base.startswith("http://demo-tenant.test") else None
+        ),
+    )
+    # A fresh key each run: the demo database is recreated each run too.
+    ctx = build_context(settings, graph_factory=graph, secret_box=SecretBox(Fernet.generate_key()))
+    app = create_app(settings, context=ctx)
+    app.mount("/simulated-tenant", sim)
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=sim), base_url="http://sim"
+    ) as http:
+        profile = (await http.get("/_sim/profile")).json()
+    spec = TenantSpec.model_validate(
+        {
+            **profile,
+            "name": "Contoso (simulated)",
+            "graph_base_url": DEMO_GRAPH_URL,
+            "graph_limits": {"min_change_interval_seconds": 10},
+        }
+    )
+    now = ctx.clock.now()
+    with unit_of_work(ctx.session_factory) as session:
+        token, _ = create_token(session, role="admin", name="demo admin", now=now)
+        tenant = tenants.create_tenant(session, spec=spec, box=ctx.secret_box, now=now)
+        plan_id = plans.create_plan(
+            session,
+            tenant_id=tenant.id,
+            plans_dir=settings.plans_dir,
+            template="demo",
+            spec_data=None,
+            name="Demo rollout",
+            binding_overrides={},
+            actor="demo",
+            now=now,
+        ).row.id
+
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=options.port, log_level="warning", access_log=False
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            await serving
+            return 1
+        await asyncio.sleep(0.05)
+
+    base = settings.public_url
+    console.print(f"[bold]PIM Rollout demo[/bold] - admin UI: {base}/ui  (API: {base}/api/v1)")
+    console.print(f"Admin token (shown once): [bold]{token}[/bold]")
+    console.print(
+        f"Simulated tenant: {options.users} users, {options.admins} admins; its state at "
+        f"{base}/simulated-tenant/_sim/state"
+    )
+    console.print(
+        "Manual gates: "
+        + (
+            "advance them in the UI or with POST /api/v1/plans/{id}/advance"
+            if options.manual_gates
+            else f"advanced by the demo after {options.gate_pause_seconds:g} s"
+        )
+    )
+    ectx = EngineContext.from_app(ctx, worker_id="demo")
+    view = await actions.start(
+        ectx, plan_id=plan_id, actor="demo", reason="demo run", expected_version=None
+    )
+    console.print(f"Plan {plan_id} started ({view.row.state}); Ctrl-C stops the server.")
+    try:
+        await _follow(ctx, plan_id, options, console)
+        if options.exit_when_done:
+            server.should_exit = True
+        await serving
+    finally:
+        await ctx.graph_factory.aclose_all()
+    final = _view(ctx, plan_id).row.state
+    return 0 if final in {PlanState.completed.value, PlanState.rolled_back.value} else 1
+
+
+def _view(ctx: AppContext, plan_id: str) -> PlanView:
+    with ctx.session_factory() as session:
+        return plans.get_plan_view(session, plan_id)
+
+
+async def _follow(ctx: AppContext, plan_id: str, options: DemoOptions, console: Console) -> None:
+    seen: dict[str, tuple[str, int]] = {}
+    gate_since: dict[str, float] = {}
+    rolled_back = False
+    loop = asyncio.get_running_loop()
+    while True:
+        view = _view(ctx, plan_id)
+        for phase in view.phases:
+            key = phase.row.key
+            marker = (phase.row.state, phase.progress.done)
+            if seen.get(key) != marker:
+                seen[key] = marker
+                progress = phase.progress
+                detail = ""
+                if progress.total:
+                    detail = f" ({progress.done}/{progress.total} converted"
+                    if progress.skipped or progress.kept_active:
+                        detail += (
+                            f", {progress.skipped} skipped, {progress.kept_active} kept Active"
+                        )
+                    detail += ")"
+                reason = f" - {phase.row.status_reason}" if phase.row.status_reason else ""
+                console.print(f"  {key:<16} {phase.row.state:<14}{detail}{reason}")
+            if phase.row.state == "awaiting_gate" and not options.manual_gates:
+                since = gate_since.setdefault(key, loop.time())
+                if loop.time() - since >= options.gate_pause_seconds:
+                    with (
+                        contextlib.suppress(Exception),
+                        unit_of_work(ctx.session_factory) as session,
+                    ):
+                        plans.perform_action(
+                            session,
+                            plan_id=plan_id,
+                            event=Event.advance,
+                            actor="demo",
+                            reason="advanced by the demo",
+                            now=ctx.clock.now(),
+                            phase_key=key,
+                        )
+        if (
+            view.row.state == PlanState.completed.value
+            and options.rollback_at_end
+            and not rolled_back
+        ):
+            rolled_back = True
+            with unit_of_work(ctx.session_factory) as session:
+                plans.perform_action(
+                    session,
+                    plan_id=plan_id,
+                    event=Event.rollback,
+                    actor="demo",
+                    reason="the demo shows the rollback too",
+                    now=ctx.clock.now(),
+                )
+            continue
+        if view.row.state in FINISHED and not (
+            options.rollback_at_end
+            and not rolled_back
+            and view.row.state == PlanState.completed.value
+        ):
+            console.print(
+                f"[bold]Plan {view.row.state}[/bold] (version {view.row.version}). "
+                f"The server keeps running for a look around; Ctrl-C stops it."
+            )
+            return
+        if view.row.state == PlanState.failed.value:
+            console.print(f"[red]Plan failed:[/red] {view.row.status_reason or ''}")
+        await asyncio.sleep(1.0)
