@@ -52,6 +52,15 @@ class ActivityRequest(BaseModel):
     early_deactivation_share: float = Field(default=0.15, ge=0, le=1)
     denial_share: float = Field(default=0.2, ge=0, le=1, description="of approval-gated requests")
     principal_ids: list[str] | None = None
+    settle_minutes: float = Field(
+        default=10,
+        ge=0,
+        le=1440,
+        description=(
+            "no activation starts later than this long ago; 0 lets a demo whose conversions are "
+            "minutes old show activations that are still running"
+        ),
+    )
 
 
 @dataclass
@@ -145,7 +154,7 @@ class ActivityGenerator:
                 quarters = max(1, int(maximum / timedelta(minutes=15)))
                 duration = timedelta(minutes=15 * rng.randint(1, quarters))
             earliest = max(window_start, eligibility.start or eligibility.assigned_at)
-            latest = self.now - timedelta(minutes=10)
+            latest = self.now - timedelta(minutes=options.settle_minutes)
             if latest <= earliest:
                 return None
             start = earliest + (latest - earliest) * rng.random()

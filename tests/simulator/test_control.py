@@ -176,8 +176,8 @@ class TestKnobsAndInjections:
         }
 
 
-async def _eligible_cohort(sim: Sim) -> list[str]:
-    """Convert a few admins of User Administrator to eligible, then let 40 days pass."""
+async def _eligible_cohort(sim: Sim, age_days: float = 40) -> list[str]:
+    """Convert a few admins of User Administrator to eligible, then let ``age_days`` pass."""
     converted = []
     for schedule in list(sim.state.actives.for_role(USER_ADMIN)):
         if schedule.principal_id in sim.state.users and schedule.outside_pim:
@@ -189,7 +189,7 @@ async def _eligible_cohort(sim: Sim) -> list[str]:
                 await sim.request("assignment", remove_body(pid, USER_ADMIN))
             ).status_code == 201
             converted.append(pid)
-    sim.clock.advance(40 * 86400)
+    sim.clock.advance(age_days * 86400)
     return converted
 
 
@@ -231,6 +231,17 @@ class TestActivity:
         activated = [e for e in timeline if e["cause"] == "activation"]
         assert len(activated) == summary["provisioned"]
         assert set(summary["by_role"]) == {USER_ADMIN}
+
+    async def test_fresh_eligibilities_get_running_activations(self, sim: Sim) -> None:
+        cohort = await _eligible_cohort(sim, age_days=30 / 86400)
+        assert cohort
+        body = {"activations": 20, "days": 1, "seed": 3}
+        settled = (await sim.client.post("/_sim/activity", json=body)).json()
+        assert settled["requested"] == 0  # nothing started ten minutes ago: all are newer
+        fresh = (await sim.client.post("/_sim/activity", json={**body, "settle_minutes": 0})).json()
+        assert fresh["requested"] + fresh["skipped"] == 20
+        assert fresh["requested"] > 0
+        assert fresh["still_active"] > 0
 
     async def test_same_seed_same_history(self) -> None:
         summaries = []

@@ -48,8 +48,10 @@ class TestSentItems:
         sender = str(sim.state.profile.comms["sender"])
         inbox = await sim.get(f"/v1.0/users/{sender}/mailFolders/inbox/messages")
         assert inbox.status_code == 404
-        bad = await sim.get(f"/v1.0/users/{sender}/mailFolders/sentitems/messages",
-                            params={"$filter": "subject eq 'x'"})
+        bad = await sim.get(
+            f"/v1.0/users/{sender}/mailFolders/sentitems/messages",
+            params={"$filter": "subject eq 'x'"},
+        )
         assert bad.status_code == 400
         assert bad.json()["error"]["code"] == "ErrorInvalidUrlQueryFilter"
 

@@ -212,9 +212,7 @@ def sent_messages(ctx: SimContext, request: GraphRequest, params: dict[str, str]
             f"The mail folder '{params['folder']}' is not modelled by this tenant.",
             "ErrorItemNotFound",
         )
-    messages = [
-        m for m in ctx.state.outbox if m.sender_id == user.id and m.save_to_sent_items
-    ]
+    messages = [m for m in ctx.state.outbox if m.sender_id == user.id and m.save_to_sent_items]
     text = request.params.get("$filter")
     if text:
         match = _PROPERTY_FILTER.match(text.strip())
@@ -228,8 +226,10 @@ def sent_messages(ctx: SimContext, request: GraphRequest, params: dict[str, str]
         messages = [
             m
             for m in messages
-            if any(k.lower() == prop_id.lower() and v == value
-                   for k, v in m.extended_properties.items())
+            if any(
+                k.lower() == prop_id.lower() and v == value
+                for k, v in m.extended_properties.items()
+            )
         ]
     values = [
         {
@@ -248,6 +248,8 @@ def register(router: Router) -> None:
     for path in ("users/{id}/sendMail", "users/{id}/microsoft.graph.sendMail"):
         router.add("POST", path, send_mail, any_of=permissions.MAIL_SEND)
     router.add(
-        "GET", "users/{id}/mailFolders/{folder}/messages", sent_messages,
+        "GET",
+        "users/{id}/mailFolders/{folder}/messages",
+        sent_messages,
         any_of=permissions.MAIL_READ,
     )
