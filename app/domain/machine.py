@@ -32,6 +32,7 @@ class PhaseState(StrEnum):
     completed = "completed"
     failed = "failed"
     rolled_back = "rolled_back"
+    cancelled = "cancelled"  # never ran: the plan was cancelled or rolled back before it
 
 
 class Gate(StrEnum):
@@ -184,6 +185,9 @@ def _earlier_all_completed(status: PlanStatus, key: str) -> bool:
     return all(p.state is PhaseState.completed for p in status.phases[:index])
 
 
+_NOT_STARTED = frozenset({PhaseState.pending, PhaseState.due, PhaseState.awaiting_gate})
+
+
 def _ran(phase: PhaseStatus) -> bool:
     return phase.state in {PhaseState.running, PhaseState.completed, PhaseState.failed}
 
@@ -267,6 +271,13 @@ def _decide(status: PlanStatus, event: Event, phase_key: str | None) -> Transiti
         rollback_target = phase_key if event is Event.rollback else None
     elif event in {Event.rollback_finished, Event.partial_rollback_finished}:
         rollback_target = None
+    if next_state in {PlanState.cancelled, PlanState.rolled_back}:
+        # A finished plan leaves no phase looking as if it might still run.
+        changes += [
+            PhaseChange(p.key, p.state, PhaseState.cancelled)
+            for p in status.phases
+            if p.state in _NOT_STARTED
+        ]
     new_status = PlanStatus(
         state=next_state,
         version=status.version + 1,

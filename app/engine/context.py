@@ -44,7 +44,7 @@ class EngineContext:
     worker_id: str = field(default_factory=default_worker_id)
     lease_ttl: timedelta = timedelta(seconds=60)
     sleeper: Sleeper = asyncio.sleep
-    item_attempts: int = 3
+    item_attempts: int = 5
     batch_size: int = 20
     public_url: str = "http://127.0.0.1:8000"
 

@@ -6,9 +6,10 @@ confirmed before the Eligible one the plan created is removed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from app.db.models import JournalEntry, WorkItem
@@ -28,8 +29,9 @@ from app.domain.rollback import (
 from app.engine.context import EngineContext, Lease, fenced
 from app.engine.journal import mark, open_intent, record_outcome
 from app.engine.lookups import Target, assigned_instances, eligibility_schedules
+from app.engine.transient import ENGINE_ATTEMPTS, describe, is_transient
 from app.graph.client import GraphClient
-from app.graph.errors import GraphError, GraphNotFoundError, GraphOutcomeUnknownError
+from app.graph.errors import GraphError, GraphNotFoundError
 from app.graph.models import (
     ExpirationCreate,
     ExpirationType,
@@ -84,6 +86,29 @@ class PhaseUndo:
         self.min_change = min_change_interval
         self.concurrency = concurrency
         self.result = UndoResult(done=True)
+        self.last_error: GraphError | str | None = None
+        self.settled: set[int] = set()  # originals decided in this run; a retry skips them
+
+    def _fail(self, message: str, error: GraphError | str | None = None) -> None:
+        self.result.failed = message
+        self.last_error = error if error is not None else message
+
+    def _settle(self, session: Any, entry_id: int, status: EntryStatus) -> None:
+        mark(session, entry_id, status)
+        self.settled.add(entry_id)
+
+    async def _retrying(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Run an undo action; a transient Graph failure is retried a few times before it
+        fails the rollback (a failed rollback leaves the plan failed, to be rolled back again)."""
+        for attempt in range(ENGINE_ATTEMPTS):
+            if attempt:
+                await self.ectx.sleeper(min(2.0**attempt, 30.0))
+            self.result.failed = None
+            self.last_error = None
+            await action()
+            if self.result.failed is None or not is_transient(self.last_error):
+                return
+            log.warning("engine.rollback.retry", reason=self.result.failed)
 
     async def run(self) -> UndoResult:
         with self.ectx.session_factory() as session:
@@ -91,7 +116,13 @@ class PhaseUndo:
                 JournalRepository(session).list_for_plan(
                     self.plan_id,
                     phase_key=self.phase_key,
-                    statuses=[EntryStatus.applied.value, EntryStatus.pending.value],
+                    # Failed and pending entries too: a change whose answer was lost may have
+                    # landed. Every decision below reads the live state first.
+                    statuses=[
+                        EntryStatus.applied.value,
+                        EntryStatus.pending.value,
+                        EntryStatus.failed.value,
+                    ],
                 )
             )
         ordered = rollback_order(entries)
@@ -106,16 +137,19 @@ class PhaseUndo:
                 await self._undo_items(run)
             else:
                 index += 1
-                if entry.operation == Operation.update_policy_rule.value:
-                    await self._undo_rule(entry)
-                elif entry.operation == Operation.create_access_review.value:
-                    await self._undo_review(entry)
+                await self._retrying(partial(self._undo_other, entry))
             if self.result.failed:
                 self.result.done = False
                 return self.result
         if self.result.waiting:
             self.result.done = False
         return self.result
+
+    async def _undo_other(self, entry: JournalEntry) -> None:
+        if entry.operation == Operation.update_policy_rule.value:
+            await self._undo_rule(entry)
+        elif entry.operation == Operation.create_access_review.value:
+            await self._undo_review(entry)
 
     # -- items -----------------------------------------------------------------------------
 
@@ -134,19 +168,23 @@ class PhaseUndo:
         size = self.ectx.batch_size
         for start in range(0, len(ordered), size):
             chunk = ordered[start : start + size]
-            await self._restore_active(chunk)
+            await self._retrying(partial(self._restore_active, chunk))
             if self.result.failed:
                 return
-            await self._remove_eligible(chunk)
+            await self._retrying(partial(self._remove_eligible, chunk))
             if self.result.failed:
                 return
 
     async def _restore_active(self, chunk: list[_ItemUndo]) -> None:
-        needing = [u for u in chunk if u.remove_active is not None]
+        needing = [
+            u
+            for u in chunk
+            if u.remove_active is not None and u.remove_active.id not in self.settled
+        ]
         if not needing:
             return
         live = await assigned_instances(self.client, [u.target for u in needing])
-        to_create: list[tuple[_ItemUndo, int]] = []
+        to_create: list[tuple[_ItemUndo, JournalEntry, int]] = []
         now = self.ectx.clock.now()
         with fenced(self.ectx, self.lease) as session:
             for undo in needing:
@@ -155,13 +193,11 @@ class PhaseUndo:
                 assert original.id is not None
                 value = live[undo.target]
                 if isinstance(value, GraphError):
-                    self.result.failed = (
-                        f"reading {_who(undo)} failed: {value.code}: {value.message}"
-                    )
+                    self._fail(f"reading {_who(undo)} failed: {describe(value)}", value)
                     return
                 decision = decide_remove_active(active_now=value is not None)
                 if decision.verdict is Verdict.not_needed:
-                    mark(session, original.id, EntryStatus.not_needed)
+                    self._settle(session, original.id, EntryStatus.not_needed)
                     continue
                 entry, _ = open_intent(
                     session,
@@ -178,57 +214,59 @@ class PhaseUndo:
                     reverses_id=original.id,
                 )
                 assert entry.id is not None
-                to_create.append((undo, entry.id))
-        if to_create:
-            requests = [
-                ScheduleRequestCreate(
-                    action=ScheduleRequestAction.admin_assign,
-                    principal_id=u.target.principal_id,
-                    role_definition_id=u.target.role_id,
-                    directory_scope_id=u.target.scope,
-                    justification=RESTORE_JUSTIFICATION,
-                    schedule_info=ScheduleInfoCreate(
-                        expiration=ExpirationCreate(type=ExpirationType.no_expiration)
-                    ),
+                to_create.append((undo, original, entry.id))
+        if not to_create:
+            return
+        requests = [
+            ScheduleRequestCreate(
+                action=ScheduleRequestAction.admin_assign,
+                principal_id=u.target.principal_id,
+                role_definition_id=u.target.role_id,
+                directory_scope_id=u.target.scope,
+                justification=RESTORE_JUSTIFICATION,
+                schedule_info=ScheduleInfoCreate(
+                    expiration=ExpirationCreate(type=ExpirationType.no_expiration)
+                ),
+            )
+            for u, _, _ in to_create
+        ]
+        answers = await _send(self.client, "assignment", requests)
+        confirm = await assigned_instances(self.client, [u.target for u, _, _ in to_create])
+        with fenced(self.ectx, self.lease) as session:
+            for (undo, original, entry_id), answer in zip(to_create, answers, strict=True):
+                assert original.id is not None
+                present = confirm[undo.target]
+                if isinstance(present, str):
+                    record_outcome(
+                        session,
+                        entry_id,
+                        status=EntryStatus.applied,
+                        now=self.ectx.clock.now(),
+                        outcome={"assignment_id": present},
+                        request_id=answer.id if isinstance(answer, ScheduleRequest) else None,
+                    )
+                    self._settle(session, original.id, EntryStatus.reverted)
+                    continue
+                error = _first_error(answer, present)
+                record_outcome(
+                    session,
+                    entry_id,
+                    status=EntryStatus.failed,
+                    now=self.ectx.clock.now(),
+                    error=error or "the Active assignment is not back",
                 )
-                for u, _ in to_create
-            ]
-            answers = await _send(self.client, "assignment", requests)
-            confirm = await assigned_instances(self.client, [u.target for u, _ in to_create])
-            with fenced(self.ectx, self.lease) as session:
-                for (undo, entry_id), answer in zip(to_create, answers, strict=True):
-                    original = undo.remove_active
-                    assert original is not None
-                    assert original.id is not None
-                    present = confirm[undo.target]
-                    if isinstance(present, str):
-                        record_outcome(
-                            session,
-                            entry_id,
-                            status=EntryStatus.applied,
-                            now=self.ectx.clock.now(),
-                            outcome={"assignment_id": present},
-                            request_id=answer.id if isinstance(answer, ScheduleRequest) else None,
-                        )
-                        mark(session, original.id, EntryStatus.reverted)
-                    else:
-                        error = answer if isinstance(answer, GraphError) else None
-                        record_outcome(
-                            session,
-                            entry_id,
-                            status=EntryStatus.failed,
-                            now=self.ectx.clock.now(),
-                            error=error or "the Active assignment is not back",
-                        )
-                        self.result.failed = (
-                            f"re-creating the Active assignment of {_who(undo)} failed: "
-                            + (f"{error.code}: {error.message}" if error else "it is not there")
-                        )
-            if self.result.failed:
-                return
+                self._fail(
+                    f"re-creating the Active assignment of {_who(undo)} failed: "
+                    + (describe(error) if error else "it is not there"),
+                    error,
+                )
 
     async def _remove_eligible(self, chunk: list[_ItemUndo]) -> None:
-        needing = [u for u in chunk if u.create_eligibility is not None]
+        needing = [
+            u
+            for u in chunk
+            if u.create_eligibility is not None and u.create_eligibility.id not in self.settled
+        ]
         if not needing:
             return
         now = self.ectx.clock.now()
@@ -236,8 +274,7 @@ class PhaseUndo:
         for undo in needing:
             created = undo.create_eligibility
             assert created is not None
-            changed_at = created.completed_at or created.intent_at
-            not_before = changed_at + self.min_change
+            not_before = (created.completed_at or created.intent_at) + self.min_change
             if now < not_before:
                 self.result.waiting = (
                     "waiting for Graph's minimum interval between changes to one assignment "
@@ -249,28 +286,33 @@ class PhaseUndo:
             return
         active = await assigned_instances(self.client, [u.target for u in ready])
         eligible = await eligibility_schedules(self.client, [u.target for u in ready])
-        to_remove: list[tuple[_ItemUndo, int]] = []
+        to_remove: list[tuple[_ItemUndo, JournalEntry, int]] = []
         with fenced(self.ectx, self.lease) as session:
             for undo in ready:
                 created = undo.create_eligibility
                 assert created is not None
                 assert created.id is not None
-                if not isinstance(active[undo.target], str):
+                present, live = active[undo.target], eligible[undo.target]
+                for value in (present, live):
+                    if isinstance(value, GraphError):
+                        self._fail(f"reading {_who(undo)} failed: {describe(value)}", value)
+                        return
+                if present is None:
                     # Never remove the last way in: the Active one must be back first.
-                    self.result.failed = (
-                        f"{_who(undo)} has no Active assignment, so its Eligible one stays"
-                    )
+                    self._fail(f"{_who(undo)} has no Active assignment, so its Eligible one stays")
                     return
-                live = eligible[undo.target]
-                if isinstance(live, GraphError):
-                    self.result.failed = f"reading {_who(undo)} failed: {live.code}: {live.message}"
-                    return
+                assert not isinstance(live, GraphError)
+                if live is None and created.status != EntryStatus.applied.value:
+                    # It never landed (the attempt failed or was cut short): nothing to undo.
+                    self._settle(session, created.id, EntryStatus.not_needed)
+                    self._item_state(session, undo, WorkItemState.reverted)
+                    continue
                 ours = (created.outcome or {}).get("eligible_schedule_id")
                 decision = decide_create_eligibility(
                     live_schedule_id=live, created_schedule_id=ours
                 )
                 if decision.verdict is Verdict.drift:
-                    mark(session, created.id, EntryStatus.drift)
+                    self._settle(session, created.id, EntryStatus.drift)
                     self.result.drift.append(f"{_who(undo)}: {decision.reason}")
                     self._item_state(session, undo, WorkItemState.reverted)
                     continue
@@ -289,7 +331,7 @@ class PhaseUndo:
                     reverses_id=created.id,
                 )
                 assert entry.id is not None
-                to_remove.append((undo, entry.id))
+                to_remove.append((undo, created, entry.id))
         if not to_remove:
             return
         requests = [
@@ -300,14 +342,12 @@ class PhaseUndo:
                 directory_scope_id=u.target.scope,
                 justification=REMOVE_JUSTIFICATION,
             )
-            for u, _ in to_remove
+            for u, _, _ in to_remove
         ]
         answers = await _send(self.client, "eligibility", requests)
-        gone = await eligibility_schedules(self.client, [u.target for u, _ in to_remove])
+        gone = await eligibility_schedules(self.client, [u.target for u, _, _ in to_remove])
         with fenced(self.ectx, self.lease) as session:
-            for (undo, entry_id), answer in zip(to_remove, answers, strict=True):
-                created = undo.create_eligibility
-                assert created is not None
+            for (undo, created, entry_id), answer in zip(to_remove, answers, strict=True):
                 assert created.id is not None
                 if gone[undo.target] is None:
                     record_outcome(
@@ -317,26 +357,25 @@ class PhaseUndo:
                         now=self.ectx.clock.now(),
                         request_id=answer.id if isinstance(answer, ScheduleRequest) else None,
                     )
-                    mark(session, created.id, EntryStatus.reverted)
+                    self._settle(session, created.id, EntryStatus.reverted)
                     self._item_state(session, undo, WorkItemState.reverted)
-                else:
-                    error = answer if isinstance(answer, GraphError) else None
-                    record_outcome(
-                        session,
-                        entry_id,
-                        status=EntryStatus.failed,
-                        now=self.ectx.clock.now(),
-                        error=error or "the Eligible assignment is still there",
-                    )
-                    if error is not None and error.code == "RoleAssignmentRecentlyChanged":
-                        self.result.waiting = (
-                            f"Graph asks to wait before changing {_who(undo)} again"
-                        )
-                        continue
-                    self.result.failed = (
-                        f"removing the Eligible assignment of {_who(undo)} failed: "
-                        + (f"{error.code}: {error.message}" if error else "it is still there")
-                    )
+                    continue
+                error = _first_error(answer, gone[undo.target])
+                record_outcome(
+                    session,
+                    entry_id,
+                    status=EntryStatus.failed,
+                    now=self.ectx.clock.now(),
+                    error=error or "the Eligible assignment is still there",
+                )
+                if error is not None and error.code == "RoleAssignmentRecentlyChanged":
+                    self.result.waiting = f"Graph asks to wait before changing {_who(undo)} again"
+                    continue
+                self._fail(
+                    f"removing the Eligible assignment of {_who(undo)} failed: "
+                    + (describe(error) if error else "it is still there"),
+                    error,
+                )
 
     def _item_state(self, session: Any, undo: _ItemUndo, state: WorkItemState) -> None:
         for item in WorkItemRepository(session).list_items(
@@ -352,30 +391,27 @@ class PhaseUndo:
 
     async def _undo_rule(self, original: JournalEntry) -> None:
         assert original.id is not None
+        if original.id in self.settled:
+            return
         policy_id = original.target["policy_id"]
         rule_id = original.target["rule_id"]
+        role = role_name(original.target["role_id"])
         prior = original.prior_state or {}
         desired = original.desired_state or {}
         try:
-            live_rule = await self.client.get_policy_rule(policy_id, rule_id)
+            live = (await self.client.get_policy_rule(policy_id, rule_id)).to_patch_body()
         except GraphError as exc:
-            role = role_name(original.target["role_id"])
-            self.result.failed = f"reading {rule_id} of {role} failed: {exc.code}: {exc.message}"
+            self._fail(f"reading {rule_id} of {role} failed: {describe(exc)}", exc)
             return
-        live = live_rule.to_patch_body()
         decision = decide_policy_rule(prior=prior, desired=desired, live=live)
         if decision.verdict is not Verdict.revert:
+            drift = decision.verdict is Verdict.drift
             with fenced(self.ectx, self.lease) as session:
-                status = (
-                    EntryStatus.drift
-                    if decision.verdict is Verdict.drift
-                    else EntryStatus.not_needed
+                self._settle(
+                    session, original.id, EntryStatus.drift if drift else EntryStatus.not_needed
                 )
-                mark(session, original.id, status)
-            if decision.verdict is Verdict.drift:
-                self.result.drift.append(
-                    f"{role_name(original.target['role_id'])} {rule_id}: {decision.reason}"
-                )
+            if drift:
+                self.result.drift.append(f"{role} {rule_id}: {decision.reason}")
             return
         with fenced(self.ectx, self.lease) as session:
             entry, _ = open_intent(
@@ -397,61 +433,65 @@ class PhaseUndo:
         error: GraphError | None = None
         try:
             await self.client.update_policy_rule(policy_id, parse_policy_rule(prior))
-        except GraphOutcomeUnknownError:
-            pass
         except GraphError as exc:
-            error = exc
-        after = (await self.client.get_policy_rule(policy_id, rule_id)).to_patch_body()
-        restored = (
-            decide_policy_rule(prior=prior, desired=desired, live=after).verdict
-            is Verdict.not_needed
-        )
+            error = exc  # perhaps applied anyway (a lost answer): the read-back decides
+        try:
+            after = (await self.client.get_policy_rule(policy_id, rule_id)).to_patch_body()
+        except GraphError as exc:
+            self._fail(f"reading {rule_id} of {role} back failed: {describe(exc)}", exc)
+            return
+        restored = decide_policy_rule(prior=prior, desired=desired, live=after)
         with fenced(self.ectx, self.lease) as session:
-            if restored:
+            if restored.verdict is Verdict.not_needed:
                 record_outcome(
                     session, entry_id, status=EntryStatus.applied, now=self.ectx.clock.now()
                 )
-                mark(session, original.id, EntryStatus.reverted)
-            else:
-                record_outcome(
-                    session,
-                    entry_id,
-                    status=EntryStatus.failed,
-                    now=self.ectx.clock.now(),
-                    error=error or "the rule reads back differently",
-                )
-                self.result.failed = (
-                    f"restoring {rule_id} of {role_name(original.target['role_id'])} failed"
-                    + (f": {error.code}: {error.message}" if error else "")
-                )
+                self._settle(session, original.id, EntryStatus.reverted)
+                return
+            record_outcome(
+                session,
+                entry_id,
+                status=EntryStatus.failed,
+                now=self.ectx.clock.now(),
+                error=error or "the rule reads back differently",
+            )
+        self._fail(
+            f"restoring {rule_id} of {role} failed: "
+            + (describe(error) if error else "it reads back differently"),
+            error or "the rule reads back differently",
+        )
 
     async def _undo_review(self, original: JournalEntry) -> None:
         assert original.id is not None
+        if original.id in self.settled:
+            return
+        name = original.target.get("display_name")
         definition_id = (original.outcome or {}).get("definition_id")
-        if definition_id is None:
-            async for found in self.client.iter_access_review_definitions(
-                display_name=original.target.get("display_name")
-            ):
-                definition_id = found.id
-                break
         exists = False
-        if definition_id is not None:
-            try:
+        try:
+            if definition_id is None:
+                async for found in self.client.iter_access_review_definitions(display_name=name):
+                    definition_id = found.id
+                    break
+            if definition_id is not None:
                 await self.client.get_access_review_definition(definition_id)
                 exists = True
-            except GraphNotFoundError:
-                exists = False
+        except GraphNotFoundError:
+            exists = False
+        except GraphError as exc:
+            self._fail(f"reading review {name} failed: {describe(exc)}", exc)
+            return
         decision = decide_access_review(exists=exists)
         if decision.verdict is Verdict.drift:
-            if original.status == EntryStatus.pending.value:
-                with fenced(self.ectx, self.lease) as session:
-                    mark(session, original.id, EntryStatus.not_needed)
-                return
+            never_made = original.status != EntryStatus.applied.value
             with fenced(self.ectx, self.lease) as session:
-                mark(session, original.id, EntryStatus.drift)
-            self.result.drift.append(
-                f"review {original.target.get('display_name')}: {decision.reason}"
-            )
+                self._settle(
+                    session,
+                    original.id,
+                    EntryStatus.not_needed if never_made else EntryStatus.drift,
+                )
+            if not never_made:
+                self.result.drift.append(f"review {name}: {decision.reason}")
             return
         assert definition_id is not None
         with fenced(self.ectx, self.lease) as session:
@@ -473,24 +513,48 @@ class PhaseUndo:
         assert entry_id is not None
         try:
             await self.client.delete_access_review_definition(definition_id)
-        except (GraphNotFoundError, GraphOutcomeUnknownError):
-            pass
+        except GraphNotFoundError:
+            pass  # already gone: what we wanted
         except GraphError as exc:
-            with fenced(self.ectx, self.lease) as session:
+            if not is_transient(exc):
+                with fenced(self.ectx, self.lease) as session:
+                    record_outcome(
+                        session,
+                        entry_id,
+                        status=EntryStatus.failed,
+                        now=self.ectx.clock.now(),
+                        error=exc,
+                    )
+                self._fail(f"deleting review {name} failed: {describe(exc)}", exc)
+                return
+        try:
+            await self.client.get_access_review_definition(definition_id)
+            still_there = True
+        except GraphNotFoundError:
+            still_there = False
+        except GraphError as exc:
+            self._fail(f"reading review {name} back failed: {describe(exc)}", exc)
+            return
+        with fenced(self.ectx, self.lease) as session:
+            if still_there:
                 record_outcome(
                     session,
                     entry_id,
                     status=EntryStatus.failed,
                     now=self.ectx.clock.now(),
-                    error=exc,
+                    error="the review definition is still there",
                 )
-            self.result.failed = (
-                f"deleting review {definition_id} failed: {exc.code}: {exc.message}"
-            )
-            return
-        with fenced(self.ectx, self.lease) as session:
-            record_outcome(session, entry_id, status=EntryStatus.applied, now=self.ectx.clock.now())
-            mark(session, original.id, EntryStatus.reverted)
+            else:
+                record_outcome(
+                    session, entry_id, status=EntryStatus.applied, now=self.ectx.clock.now()
+                )
+                self._settle(session, original.id, EntryStatus.reverted)
+        if still_there:
+            self._fail(f"deleting review {name} failed: it is still there")
+
+
+def _first_error(*candidates: object) -> GraphError | None:
+    return next((c for c in candidates if isinstance(c, GraphError)), None)
 
 
 def _set_state(session: Any, item: WorkItem, state: WorkItemState, now: datetime) -> None:

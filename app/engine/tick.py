@@ -18,7 +18,8 @@ from app.domain.plan import PlanSpec
 from app.domain.tenant import AutomationSettings, CommsSettings, GraphLimits
 from app.domain.windows import progression_window
 from app.engine.context import EngineContext, Lease, LeaseLostError, claim_plan, fenced, release
-from app.engine.gates import GateEvaluator, no_gates
+from app.engine.gates import GateCheck, GateEvaluator
+from app.engine.health_gates import monitoring_gates
 from app.engine.rollback import PhaseUndo
 from app.engine.steps import registry  # noqa: F401  (registers every step handler)
 from app.engine.steps.base import StepContext, StepResult, StepStatus, handler_for
@@ -33,7 +34,7 @@ ACTIVE_STATES = (PlanState.scheduled.value, PlanState.running.value, PlanState.r
 MAX_MOVES_PER_TICK = 50
 
 
-async def tick(ectx: EngineContext, *, gates: GateEvaluator = no_gates) -> None:
+async def tick(ectx: EngineContext, *, gates: GateEvaluator = monitoring_gates) -> None:
     """Drive every active plan one step further (as far as it can go now)."""
     with ectx.session_factory() as session:
         plan_ids = list(
@@ -43,7 +44,9 @@ async def tick(ectx: EngineContext, *, gates: GateEvaluator = no_gates) -> None:
         await drive_plan(ectx, plan_id, gates=gates)
 
 
-async def drive_plan(ectx: EngineContext, plan_id: str, *, gates: GateEvaluator = no_gates) -> None:
+async def drive_plan(
+    ectx: EngineContext, plan_id: str, *, gates: GateEvaluator = monitoring_gates
+) -> None:
     lease = claim_plan(ectx, plan_id)
     if lease is None:
         return
@@ -250,8 +253,7 @@ class PlanDriver:
         return self._move(Event.begin, phase_key=phase.key, reason="automatic progression")
 
     async def _gates(self, tenant_id: str, gates, now):  # type: ignore[no-untyped-def]
-        with self.ectx.session_factory() as session:
-            return await self.gates(session, tenant_id, gates, now)
+        return await self.gates(self.ectx, GateCheck(tenant_id, self.plan_id, gates, now))
 
     async def _run_steps(
         self, plan: Plan, phase: Phase, tenant: Tenant, spec: PlanSpec

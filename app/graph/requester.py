@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Protocol
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -52,6 +53,26 @@ _QUERY_SAFE = "$'(),/:@*"
 
 Sleeper = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
+
+
+class RequestObserver(Protocol):
+    """Told about every exchange with Graph (metrics). Must be quick and must not raise."""
+
+    def graph_response(self, *, method: str, bucket: str, status: int, seconds: float) -> None: ...
+
+    def graph_transport_error(self, *, method: str, bucket: str, seconds: float) -> None: ...
+
+
+_default_observer: RequestObserver | None = None
+
+
+def set_request_observer(observer: RequestObserver | None) -> None:
+    """The observer of requesters built without one: metrics are per process, like this hook.
+
+    The graph layer knows nothing of what observes it; the app wires its metrics in here.
+    """
+    global _default_observer
+    _default_observer = observer
 
 
 class Bucket(StrEnum):
@@ -118,8 +139,10 @@ class GraphRequester:
         sleeper: Sleeper = asyncio.sleep,
         clock: Clock = time.monotonic,
         rng: random.Random | None = None,
+        observer: RequestObserver | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._observer = observer
         origin = urlsplit(self.base_url)
         self._origin = (origin.scheme, origin.netloc.lower())
         self._settings = settings
@@ -276,6 +299,7 @@ class GraphRequester:
             async with asyncio.timeout(self._timeout):
                 response = await self._http.send(request)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            self._observe_failure(call, bucket, started)
             return self._transport_failure(call, OutcomeKind.not_sent, exc)
         except (
             TimeoutError,
@@ -283,8 +307,10 @@ class GraphRequester:
             httpx.NetworkError,
             httpx.ProtocolError,
         ) as exc:
+            self._observe_failure(call, bucket, started)
             return self._transport_failure(call, OutcomeKind.lost, exc)
         except httpx.HTTPError as exc:
+            self._observe_failure(call, bucket, started)
             raise GraphTransportError(
                 f"request could not be made: {type(exc).__name__}",
                 method=call.method,
@@ -294,12 +320,18 @@ class GraphRequester:
         status = response.status_code
         request_id = response.headers.get("request-id")
         self._observe_load(response.headers, bucket)
+        elapsed = self._clock() - started
+        observer = self._observer or _default_observer
+        if observer is not None:
+            observer.graph_response(
+                method=call.method, bucket=bucket.value, status=status, seconds=elapsed
+            )
         log.debug(
             "graph.request",
             method=call.method,
             path=call.path,
             status=status,
-            elapsed_ms=round((self._clock() - started) * 1000, 1),
+            elapsed_ms=round(elapsed * 1000, 1),
             request_id=request_id,
             client_request_id=call.client_request_id,
         )
@@ -332,6 +364,13 @@ class GraphRequester:
             ),
             error=error,
         )
+
+    def _observe_failure(self, call: CallInfo, bucket: Bucket, started: float) -> None:
+        observer = self._observer or _default_observer
+        if observer is not None:
+            observer.graph_transport_error(
+                method=call.method, bucket=bucket.value, seconds=self._clock() - started
+            )
 
     def _transport_failure(
         self, call: CallInfo, kind: OutcomeKind, exc: BaseException

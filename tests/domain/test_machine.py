@@ -147,6 +147,27 @@ class TestGuards:
         assert isinstance(moved, Transition)
         assert moved.status.rollback_target == "a"
 
+    def test_cancelling_a_draft_cancels_its_phases(self) -> None:
+        outcome = apply(
+            _status(PlanState.draft, _phases_for(PlanState.draft, Event.abort)), Event.abort
+        )
+        assert isinstance(outcome, Transition)
+        assert {p.state for p in outcome.status.phases} == {PhaseState.cancelled}
+
+    def test_full_rollback_cancels_phases_that_never_ran(self) -> None:
+        phases = (
+            PhaseStatus("a", PhaseState.rolled_back),
+            PhaseStatus("b", PhaseState.awaiting_gate, Gate.manual),
+            PhaseStatus("c", PhaseState.pending),
+        )
+        outcome = apply(_status(PlanState.rolling_back, phases), Event.rollback_finished)
+        assert isinstance(outcome, Transition)
+        assert [p.state for p in outcome.status.phases] == [
+            PhaseState.rolled_back,
+            PhaseState.cancelled,
+            PhaseState.cancelled,
+        ]
+
     def test_last_phase_finishing_completes_the_plan(self) -> None:
         phases = (PhaseStatus("a", PhaseState.completed), PhaseStatus("b", PhaseState.running))
         outcome = apply(_status(PlanState.running, phases), Event.finish, phase_key="b")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from app.db.models import JournalEntry
@@ -19,6 +20,14 @@ class JournalRepository:
     def get_by_key(self, idempotency_key: str) -> JournalEntry | None:
         statement = select(JournalEntry).where(JournalEntry.idempotency_key == idempotency_key)
         return self.session.exec(statement).first()
+
+    def count_for_plan(self, plan_id: str, *, phase_key: str | None = None) -> int:
+        statement = (
+            select(func.count()).select_from(JournalEntry).where(JournalEntry.plan_id == plan_id)
+        )
+        if phase_key is not None:
+            statement = statement.where(JournalEntry.phase_key == phase_key)
+        return int(self.session.exec(statement).one())
 
     def list_for_plan(
         self,

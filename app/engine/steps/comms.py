@@ -16,7 +16,8 @@ from app.domain.plan import SendCommsStep
 from app.domain.progress import WorkItemState
 from app.engine.journal import DONE_STATUSES, open_intent, record_outcome
 from app.engine.steps.base import StepContext, StepResult, register
-from app.graph.errors import GraphError, GraphOutcomeUnknownError
+from app.engine.transient import ENGINE_ATTEMPTS, is_transient
+from app.graph.errors import GraphError
 from app.graph.models import (
     EmailAddress,
     ItemBody,
@@ -125,16 +126,6 @@ class SendComms:
         assert entry_id is not None
         if status in DONE_STATUSES:
             return False
-        if was_pending and await sc.client.find_sent_message(sender, MAIL_KEY_PROPERTY, key):
-            with sc.write() as session:
-                record_outcome(
-                    session,
-                    entry_id,
-                    status=EntryStatus.applied,
-                    now=sc.engine.clock.now(),
-                    outcome={"verified_in_sent_items": True},
-                )
-            return False
         message = MailMessage(
             subject=subject,
             body=ItemBody(content_type="HTML", content=html),
@@ -143,30 +134,49 @@ class SendComms:
                 SingleValueExtendedProperty(id=MAIL_KEY_PROPERTY, value=key)
             ],
         )
-        try:
-            await sc.client.send_mail(sender, message, save_to_sent_items=True)
-        except GraphOutcomeUnknownError:
-            if not await sc.client.find_sent_message(sender, MAIL_KEY_PROPERTY, key):
-                raise
-        except GraphError as exc:
-            with sc.write() as session:
-                record_outcome(
-                    session,
-                    entry_id,
-                    status=EntryStatus.failed,
-                    now=sc.engine.clock.now(),
-                    error=exc,
-                )
-            raise
+        last: GraphError | None = None
+        for attempt in range(ENGINE_ATTEMPTS):
+            if attempt:
+                await sc.engine.sleeper(min(2.0**attempt, 30.0))
+            try:
+                # A send that may have happened (an earlier run, a lost answer) is looked up
+                # in Sent Items first: a second mail is what exactly-once forbids.
+                if (was_pending or attempt) and await sc.client.find_sent_message(
+                    sender, MAIL_KEY_PROPERTY, key
+                ):
+                    self._record(
+                        sc, entry_id, EntryStatus.applied, {"verified_in_sent_items": True}
+                    )
+                    return False
+                await sc.client.send_mail(sender, message, save_to_sent_items=True)
+                self._record(sc, entry_id, EntryStatus.applied, {"to": address})
+                return True
+            except GraphError as exc:
+                if not is_transient(exc):
+                    self._record(sc, entry_id, EntryStatus.failed, None, exc)
+                    raise
+                last = exc
+        assert last is not None
+        self._record(sc, entry_id, EntryStatus.failed, None, last)
+        raise last
+
+    def _record(
+        self,
+        sc: StepContext,
+        entry_id: int,
+        status: EntryStatus,
+        outcome: dict[str, object] | None,
+        error: GraphError | None = None,
+    ) -> None:
         with sc.write() as session:
             record_outcome(
                 session,
                 entry_id,
-                status=EntryStatus.applied,
+                status=status,
                 now=sc.engine.clock.now(),
-                outcome={"to": address},
+                outcome=outcome,
+                error=error,
             )
-        return True
 
 
 register("send_comms", SendComms())

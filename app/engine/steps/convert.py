@@ -13,9 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
+
+from sqlalchemy import update
 
 from app.db.models import WorkItem
-from app.db.repos.journal import JournalRepository
 from app.db.repos.work_items import WorkItemRepository
 from app.domain.cohort import Selected, select_conversions
 from app.domain.journal import EntryStatus, Operation, item_key
@@ -23,7 +25,16 @@ from app.domain.plan import ConvertCohortStep
 from app.domain.progress import WorkItemState
 from app.domain.roles import LAST_ACTIVE_PROTECTED, role_name
 from app.domain.rules import eligibility_expiration
-from app.engine.journal import DONE_STATUSES, open_intent, record_outcome
+from app.engine.journal import (
+    DONE_STATUSES,
+    Intent,
+    OpenEntry,
+    Outcome,
+    open_intent,
+    open_intents,
+    record_outcome,
+    record_outcomes,
+)
 from app.engine.live import (
     binding_members,
     eligible_principals,
@@ -33,9 +44,9 @@ from app.engine.live import (
 )
 from app.engine.lookups import Target, assigned_instances, eligibility_schedules
 from app.engine.steps.base import StepContext, StepResult, register
+from app.engine.transient import is_transient
 from app.graph.errors import (
     GraphAlreadyExistsError,
-    GraphDoesNotExistError,
     GraphError,
     GraphOutcomeUnknownError,
     GraphPolicyValidationError,
@@ -90,10 +101,9 @@ class ConvertCohort:
                 await self._materialize(sc, step, roles)
             except GraphError as exc:
                 return StepResult.failed(f"reading the cohort failed: {_error_text(exc)}")
-        for role_id in roles:
-            result = await self._convert_role(sc, step, role_id)
-            if result is not None:
-                return result
+        result = await self._convert(sc, step, roles)
+        if result is not None:
+            return result
         with sc.engine.session_factory() as session:
             failed = WorkItemRepository(session).list_items(
                 sc.plan_id,
@@ -209,20 +219,35 @@ class ConvertCohort:
             excluded=len(excluded),
         )
 
-    async def _convert_role(
-        self, sc: StepContext, step: ConvertCohortStep, role_id: str
-    ) -> StepResult | None:
-        target_role = sc.spec.role(_uuid(role_id))
+    async def _expirations(
+        self, sc: StepContext, roles: list[str]
+    ) -> dict[str, timedelta | None] | StepResult:
+        """How long new eligible assignments last, per role, as its rules allow."""
         try:
-            _, rules = await role_rules(sc.client, role_id)
-        except GraphError as exc:
-            return StepResult.failed(
-                f"{role_name(role_id)}: reading its settings failed: {_error_text(exc)}"
+            rules = await gather_bounded(
+                roles, lambda r: role_rules(sc.client, r), limit=sc.limits.max_concurrency
             )
-        wanted = target_role.settings.eligible_expiration if target_role else None
-        duration, note = eligibility_expiration(rules, wanted)
-        if note:
-            sc.notes.append(f"{role_name(role_id)}: {note}")
+        except GraphError as exc:
+            return StepResult.failed(f"reading role settings failed: {_error_text(exc)}")
+        durations: dict[str, timedelta | None] = {}
+        for role_id, (_, role_rule_set) in zip(roles, rules, strict=True):
+            target_role = sc.spec.role(UUID(role_id))
+            wanted = target_role.settings.eligible_expiration if target_role else None
+            durations[role_id], note = eligibility_expiration(role_rule_set, wanted)
+            if note:
+                sc.notes.append(f"{role_name(role_id)}: {note}")
+        return durations
+
+    async def _convert(
+        self, sc: StepContext, step: ConvertCohortStep, roles: list[str]
+    ) -> StepResult | None:
+        """Work through the items in rounds; failed attempts are retried in the next round.
+
+        Chunks are formed per role and queued in the plan's role order; several run at once.
+        """
+        durations = await self._expirations(sc, roles)
+        if isinstance(durations, StepResult):
+            return durations
         rounds = 0
         while True:
             reason = sc.stop_reason()
@@ -234,7 +259,6 @@ class ConvertCohort:
                         sc.plan_id,
                         phase_key=sc.phase.key,
                         step_index=sc.step_index,
-                        role_definition_id=role_id,
                         states=[WorkItemState.pending.value, WorkItemState.eligible_created.value],
                     )
                 )
@@ -243,14 +267,41 @@ class ConvertCohort:
             if rounds:
                 await sc.engine.sleeper(min(2.0 * rounds, 10.0))
             rounds += 1
+            keep = await self._last_holders_to_keep(sc, todo)
             size = sc.engine.batch_size
-            chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
-            protected = role_id in LAST_ACTIVE_PROTECTED
+            chunks: list[list[WorkItem]] = []
+            for role_id in roles:
+                mine = [i for i in todo if i.role_definition_id == role_id]
+                chunks += [mine[i : i + size] for i in range(0, len(mine), size)]
 
-            async def work(chunk: list[WorkItem], protected: bool = protected) -> None:
-                await self._process_chunk(sc, step, chunk, duration, protected)
+            async def work(chunk: list[WorkItem], keep: set[int] = keep) -> None:
+                duration = durations[chunk[0].role_definition_id]
+                await self._process_chunk(sc, step, chunk, duration, keep)
 
             await gather_bounded(chunks, work, limit=sc.limits.max_concurrency)
+
+    async def _last_holders_to_keep(self, sc: StepContext, todo: list[WorkItem]) -> set[int]:
+        """PIM refuses to remove the last active Global/Privileged Role Administrator.
+
+        When converting every remaining standing holder of such a role would leave nobody, the
+        last item of that role keeps its Active assignment (it becomes Eligible too).
+        """
+
+        async def last_of(role_id: str) -> int | None:
+            mine = [i for i in todo if i.role_definition_id == role_id]
+            if not mine:
+                return None
+            leaving = {i.principal_id for i in mine}
+            holders = {
+                instance.principal_id
+                async for instance in sc.client.iter_assignment_schedule_instances(
+                    role_definition_id=role_id, assignment_type="Assigned"
+                )
+            }
+            return None if holders - leaving else mine[-1].id
+
+        found = await asyncio.gather(*(last_of(role) for role in sorted(LAST_ACTIVE_PROTECTED)))
+        return {item_id for item_id in found if item_id is not None}
 
     async def _process_chunk(
         self,
@@ -258,7 +309,7 @@ class ConvertCohort:
         step: ConvertCohortStep,
         chunk: list[WorkItem],
         duration: timedelta | None,
-        protected: bool,
+        keep: set[int],
     ) -> None:
         if sc.stop_reason():
             return
@@ -273,14 +324,58 @@ class ConvertCohort:
                 if outcomes.get(i.id or 0, _Outcome(0, None)).state
                 is WorkItemState.eligible_created
             ]
+        kept = [i for i in ready if (i.id or 0) in keep]
+        if kept:
+            self._record(sc, kept, {i.id or 0: _kept_active(i) for i in kept})
+        ready = [i for i in ready if (i.id or 0) not in keep]
         if ready and not sc.stop_reason():
-            if protected:
-                for item in ready:
-                    self._record(sc, [item], await self._remove_active(sc, step, [item], True))
-            else:
-                self._record(sc, ready, await self._remove_active(sc, step, ready, False))
+            self._record(sc, ready, await self._remove_active(sc, step, ready))
 
     # -- stage A: create and confirm the Eligible assignment ----------------------------------
+
+    def _open(
+        self,
+        sc: StepContext,
+        items: list[WorkItem],
+        operation: Operation,
+        prior: dict[str, Any],
+        desired: dict[str, Any],
+    ) -> dict[int, OpenEntry]:
+        """Commit the intents of a chunk before its Graph call (invariant 4 and 5)."""
+        intents = {
+            item.id or 0: Intent(
+                key=item_key(
+                    sc.plan_id,
+                    operation,
+                    item.principal_id,
+                    item.role_definition_id,
+                    item.directory_scope_id,
+                ),
+                operation=operation,
+                target=_target_json(
+                    item.principal_id, item.role_definition_id, item.directory_scope_id, item.id
+                ),
+                prior_state={**prior, "principal_type": item.principal_type},
+                desired_state=desired,
+            )
+            for item in items
+        }
+        with sc.write() as session:
+            opened = open_intents(
+                session,
+                list(intents.values()),
+                plan_id=sc.plan_id,
+                phase_key=sc.phase.key,
+                step_index=sc.step_index,
+                fencing_token=sc.lease.token,
+                now=sc.engine.clock.now(),
+            )
+        return {item_id: opened[intent.key] for item_id, intent in intents.items()}
+
+    def _close(self, sc: StepContext, results: list[Outcome]) -> None:
+        if results:
+            with sc.write() as session:
+                record_outcomes(session, results, now=sc.engine.clock.now())
 
     async def _create_eligible(
         self,
@@ -289,60 +384,52 @@ class ConvertCohort:
         items: list[WorkItem],
         duration: timedelta | None,
     ) -> dict[int, _Outcome]:
-        now = sc.engine.clock.now()
         expiration = (
             ExpirationCreate(type=ExpirationType.no_expiration)
             if duration is None
             else ExpirationCreate(type=ExpirationType.after_duration, duration=duration)
         )
-        entries: dict[int, tuple[int, str, bool]] = {}
-        with sc.write() as session:
-            for item in items:
-                entry, was_pending = open_intent(
-                    session,
-                    key=item_key(
-                        sc.plan_id,
-                        Operation.create_eligibility,
-                        item.principal_id,
-                        item.role_definition_id,
-                        item.directory_scope_id,
-                    ),
-                    plan_id=sc.plan_id,
-                    phase_key=sc.phase.key,
-                    step_index=sc.step_index,
-                    operation=Operation.create_eligibility,
-                    target=_target_json(
-                        item.principal_id, item.role_definition_id, item.directory_scope_id, item.id
-                    ),
-                    prior_state={"eligible_schedule_id": None},
-                    desired_state={"eligible": True, "expiration": expiration.to_graph()},
-                    fencing_token=sc.lease.token,
-                    now=now,
-                )
-                assert entry.id is not None
-                assert item.id is not None
-                entries[item.id] = (entry.id, entry.status, was_pending)
+        entries = self._open(
+            sc,
+            items,
+            Operation.create_eligibility,
+            {"eligible_schedule_id": None},
+            {"eligible": True, "expiration": expiration.to_graph()},
+        )
+        to_send = [
+            i
+            for i in items
+            if entries[i.id or 0].status not in DONE_STATUSES and not entries[i.id or 0].was_pending
+        ]
+        to_verify = [i for i in items if entries[i.id or 0].was_pending]
+        results: list[Outcome] = []
+        outcomes: dict[int, _Outcome] = {}
 
-        to_send: list[WorkItem] = []
-        to_verify: list[WorkItem] = []
-        for item in items:
-            _, status, was_pending = entries[item.id or 0]
-            if status in DONE_STATUSES:
-                continue
-            (to_verify if was_pending else to_send).append(item)
+        def applied(item: WorkItem, outcome: dict[str, Any], request_id: str | None = None) -> None:
+            results.append(
+                Outcome(entries[item.id or 0].id, EntryStatus.applied, outcome, request_id)
+            )
 
-        results: dict[int, tuple[EntryStatus, dict[str, Any], GraphError | str | None]] = {}
+        def failed(
+            item: WorkItem, error: GraphError | str, outcome: dict[str, Any] | None = None
+        ) -> None:
+            results.append(
+                Outcome(entries[item.id or 0].id, EntryStatus.failed, outcome, None, error)
+            )
+            outcomes[item.id or 0] = _Outcome(
+                item.id or 0,
+                None,
+                f"creating the Eligible assignment failed: {_text(error)}",
+                permanent=isinstance(error, GraphPolicyValidationError),
+            )
+
         if to_verify:
             # A pending intent from an earlier run: the call may or may not have happened.
             found = await eligibility_schedules(sc.client, [_target(i) for i in to_verify])
             for item in to_verify:
                 value = found[_target(item)]
                 if isinstance(value, str):
-                    results[item.id or 0] = (
-                        EntryStatus.applied,
-                        {"eligible_schedule_id": value, "verified": True},
-                        None,
-                    )
+                    applied(item, {"eligible_schedule_id": value, "verified": True})
                 else:
                     to_send.append(item)
         if to_send:
@@ -361,62 +448,29 @@ class ConvertCohort:
             unknown: list[WorkItem] = []
             for item, answer in zip(to_send, answers, strict=True):
                 if isinstance(answer, ScheduleRequest) and answer.is_success:
-                    results[item.id or 0] = (
-                        EntryStatus.applied,
+                    applied(
+                        item,
                         {
                             "eligible_schedule_id": answer.target_schedule_id,
-                            "request_id": answer.id,
                             "status": answer.status,
                         },
-                        None,
+                        answer.id,
                     )
                 elif isinstance(answer, ScheduleRequest):
-                    results[item.id or 0] = (
-                        EntryStatus.failed,
-                        {"status": answer.status},
-                        f"Graph answered {answer.status}",
-                    )
-                elif isinstance(answer, GraphAlreadyExistsError | GraphOutcomeUnknownError):
-                    unknown.append(item)
+                    failed(item, f"Graph answered {answer.status}", {"status": answer.status})
+                elif isinstance(answer, GraphAlreadyExistsError) or is_transient(answer):
+                    unknown.append(item)  # maybe applied: read before deciding
                 else:
-                    results[item.id or 0] = (EntryStatus.failed, {}, answer)
+                    failed(item, answer)
             if unknown:
                 found = await eligibility_schedules(sc.client, [_target(i) for i in unknown])
                 for item in unknown:
                     value = found[_target(item)]
                     if isinstance(value, str):
-                        results[item.id or 0] = (
-                            EntryStatus.applied,
-                            {"eligible_schedule_id": value, "verified": True},
-                            None,
-                        )
+                        applied(item, {"eligible_schedule_id": value, "verified": True})
                     else:
-                        results[item.id or 0] = (
-                            EntryStatus.failed,
-                            {},
-                            "outcome unknown and no eligibility found",
-                        )
-
-        outcomes: dict[int, _Outcome] = {}
-        with sc.write() as session:
-            for item_id, (status, outcome, error) in results.items():
-                entry_id = entries[item_id][0]
-                record_outcome(
-                    session,
-                    entry_id,
-                    status=status,
-                    now=sc.engine.clock.now(),
-                    outcome=outcome,
-                    request_id=outcome.get("request_id"),
-                    error=error,
-                )
-                if status is EntryStatus.failed:
-                    outcomes[item_id] = _Outcome(
-                        item_id,
-                        None,
-                        f"creating the Eligible assignment failed: {_text(error)}",
-                        permanent=isinstance(error, GraphPolicyValidationError),
-                    )
+                        failed(item, "no answer from Graph and no eligibility found")
+        self._close(sc, results)
 
         # Confirm every item whose eligibility should now exist (invariant 1's first half).
         confirm = [i for i in items if (i.id or 0) not in outcomes]
@@ -439,46 +493,17 @@ class ConvertCohort:
     # -- stage B: remove and confirm the Active assignment --------------------------------------
 
     async def _remove_active(
-        self, sc: StepContext, step: ConvertCohortStep, items: list[WorkItem], protected: bool
+        self, sc: StepContext, step: ConvertCohortStep, items: list[WorkItem]
     ) -> dict[int, _Outcome]:
-        outcomes: dict[int, _Outcome] = {}
-        if protected:
-            kept = await self._last_active(sc, items[0])
-            if kept is not None:
-                return {items[0].id or 0: kept}
-        now = sc.engine.clock.now()
-        entries: dict[int, tuple[int, str, bool]] = {}
-        with sc.write() as session:
-            for item in items:
-                entry, was_pending = open_intent(
-                    session,
-                    key=item_key(
-                        sc.plan_id,
-                        Operation.remove_active,
-                        item.principal_id,
-                        item.role_definition_id,
-                        item.directory_scope_id,
-                    ),
-                    plan_id=sc.plan_id,
-                    phase_key=sc.phase.key,
-                    step_index=sc.step_index,
-                    operation=Operation.remove_active,
-                    target=_target_json(
-                        item.principal_id, item.role_definition_id, item.directory_scope_id, item.id
-                    ),
-                    prior_state={
-                        "active": True,
-                        "permanent": True,
-                        "principal_type": item.principal_type,
-                    },
-                    desired_state={"active": False},
-                    fencing_token=sc.lease.token,
-                    now=now,
-                )
-                assert entry.id is not None
-                entries[item.id or 0] = (entry.id, entry.status, was_pending)
-        to_send = [i for i in items if entries[i.id or 0][1] not in DONE_STATUSES]
-        results: dict[int, tuple[EntryStatus, dict[str, Any], GraphError | str | None]] = {}
+        entries = self._open(
+            sc,
+            items,
+            Operation.remove_active,
+            {"active": True, "permanent": True},
+            {"active": False},
+        )
+        to_send = [i for i in items if entries[i.id or 0].status not in DONE_STATUSES]
+        sent: dict[int, ScheduleRequest | GraphError] = {}
         if to_send:
             requests = [
                 ScheduleRequestCreate(
@@ -490,125 +515,79 @@ class ConvertCohort:
                 )
                 for i in to_send
             ]
-            # A pending intent is simply re-sent: removing is idempotent once verified below,
-            # and "does not exist" answers are confirmed by reading.
+            # A pending intent is simply sent again: a removal that already happened answers
+            # "does not exist", and what Graph reports afterwards is the truth.
             answers = await _send(sc, "assignment", requests)
-            for item, answer in zip(to_send, answers, strict=True):
-                if isinstance(answer, ScheduleRequest) and answer.is_success:
-                    results[item.id or 0] = (
-                        EntryStatus.applied,
-                        {"request_id": answer.id, "status": answer.status},
-                        None,
-                    )
-                elif isinstance(answer, GraphDoesNotExistError | GraphOutcomeUnknownError):
-                    results[item.id or 0] = (EntryStatus.applied, {"verify": True}, None)
-                elif isinstance(answer, ScheduleRequest):
-                    results[item.id or 0] = (
-                        EntryStatus.failed,
-                        {"status": answer.status},
-                        f"Graph answered {answer.status}",
-                    )
-                else:
-                    results[item.id or 0] = (EntryStatus.failed, {}, answer)
+            sent = {item.id or 0: answer for item, answer in zip(to_send, answers, strict=True)}
 
-        # Confirm the Active assignment is gone (what Graph reports now is the truth).
-        check = [
-            i
-            for i in items
-            if results.get(i.id or 0, (EntryStatus.applied,))[0] is not EntryStatus.failed
-        ]
-        found = await assigned_instances(sc.client, [_target(i) for i in check]) if check else {}
-        with sc.write() as session:
-            for item in items:
-                entry_id = entries[item.id or 0][0]
-                status, outcome, error = results.get(item.id or 0, (EntryStatus.applied, {}, None))
-                if status is EntryStatus.failed:
-                    record_outcome(
-                        session,
-                        entry_id,
-                        status=status,
-                        now=sc.engine.clock.now(),
-                        outcome=outcome,
-                        error=error,
+        # Confirm the Active assignment is gone (invariant 1's second half, read from Graph).
+        found = await assigned_instances(sc.client, [_target(i) for i in items])
+        results: list[Outcome] = []
+        outcomes: dict[int, _Outcome] = {}
+        for item in items:
+            entry = entries[item.id or 0]
+            answer = sent.get(item.id or 0)
+            value = found[_target(item)]
+            request_id = answer.id if isinstance(answer, ScheduleRequest) else None
+            if value is None:
+                if entry.status not in DONE_STATUSES:
+                    results.append(
+                        Outcome(
+                            entry.id,
+                            EntryStatus.applied,
+                            {"status": getattr(answer, "status", None)},
+                            request_id,
+                        )
                     )
-                    outcomes[item.id or 0] = _Outcome(
-                        item.id or 0,
-                        None,
-                        f"removing the Active assignment failed: {_text(error)}",
-                        permanent=isinstance(error, GraphPolicyValidationError),
-                    )
-                    continue
-                value = found.get(_target(item))
-                if value is None:
-                    record_outcome(
-                        session,
-                        entry_id,
-                        status=EntryStatus.applied,
-                        now=sc.engine.clock.now(),
-                        outcome=outcome,
-                        request_id=outcome.get("request_id"),
-                    )
-                    outcomes[item.id or 0] = _Outcome(item.id or 0, WorkItemState.done)
-                elif isinstance(value, GraphError):
-                    outcomes[item.id or 0] = _Outcome(
-                        item.id or 0, None, f"confirming failed: {_error_text(value)}"
-                    )
-                else:
-                    record_outcome(
-                        session,
-                        entry_id,
-                        status=EntryStatus.failed,
-                        now=sc.engine.clock.now(),
-                        outcome=outcome,
-                        error="the Active assignment is still there after removal",
-                    )
-                    outcomes[item.id or 0] = _Outcome(
-                        item.id or 0, None, "the Active assignment is still there after removal"
-                    )
-        return outcomes
-
-    async def _last_active(self, sc: StepContext, item: WorkItem) -> _Outcome | None:
-        """PIM refuses to remove the last active Global/Privileged Role Administrator: keep it."""
-        others = {
-            instance.principal_id
-            async for instance in sc.client.iter_assignment_schedule_instances(
-                role_definition_id=item.role_definition_id, assignment_type="Assigned"
+                outcomes[item.id or 0] = _Outcome(item.id or 0, WorkItemState.done)
+                continue
+            if isinstance(value, GraphError):
+                outcomes[item.id or 0] = _Outcome(
+                    item.id or 0, None, f"confirming failed: {_error_text(value)}"
+                )
+                continue
+            error: GraphError | str = (
+                answer
+                if isinstance(answer, GraphError)
+                else "the Active assignment is still there after removal"
             )
-            if instance.principal_id != item.principal_id
-        }
-        if others:
-            return None
-        return _Outcome(
-            item.id or 0,
-            WorkItemState.kept_active,
-            f"kept Active: the last active {role_name(item.role_definition_id)} "
-            "(PIM refuses to remove it); it is also Eligible",
-        )
+            results.append(Outcome(entry.id, EntryStatus.failed, None, request_id, error))
+            outcomes[item.id or 0] = _Outcome(
+                item.id or 0,
+                None,
+                f"removing the Active assignment failed: {_text(error)}",
+                permanent=isinstance(error, GraphPolicyValidationError),
+            )
+        self._close(sc, results)
+        return outcomes
 
     def _record(
         self, sc: StepContext, items: Sequence[WorkItem], outcomes: dict[int, _Outcome]
     ) -> None:
         now = sc.engine.clock.now()
-        with sc.write() as session:
-            repo = WorkItemRepository(session)
-            for item in items:
-                outcome = outcomes.get(item.id or 0)
-                if outcome is None:
-                    continue
-                row = repo.get(item.id or 0)
-                if row is None:
-                    continue
-                row.updated_at = now
-                if outcome.state is not None:
-                    row.state = outcome.state.value
-                    row.last_error = outcome.error
-                else:
-                    row.attempts += 1
-                    row.last_error = outcome.error
-                    if outcome.permanent or row.attempts >= sc.engine.item_attempts:
-                        row.state = WorkItemState.failed.value
-                session.add(row)
-                item.state = row.state
+        rows: list[dict[str, Any]] = []
+        for item in items:
+            outcome = outcomes.get(item.id or 0)
+            if outcome is None:
+                continue
+            if outcome.state is not None:
+                item.state = outcome.state.value
+            else:
+                item.attempts += 1
+                if outcome.permanent or item.attempts >= sc.engine.item_attempts:
+                    item.state = WorkItemState.failed.value
+            rows.append(
+                {
+                    "id": item.id,
+                    "state": item.state,
+                    "attempts": item.attempts,
+                    "last_error": outcome.error,
+                    "updated_at": now,
+                }
+            )
+        if rows:
+            with sc.write() as session:
+                session.execute(update(WorkItem), rows)
 
 
 async def _send(
@@ -620,6 +599,15 @@ async def _send(
         return [exc for _ in requests]
     except GraphError as exc:
         return [exc for _ in requests]
+
+
+def _kept_active(item: WorkItem) -> _Outcome:
+    return _Outcome(
+        item.id or 0,
+        WorkItemState.kept_active,
+        f"kept Active: the last active {role_name(item.role_definition_id)} "
+        "(PIM refuses to remove it); it is also Eligible",
+    )
 
 
 def _target_json(
@@ -637,11 +625,4 @@ def _text(error: GraphError | str | None) -> str:
     return error or "unknown error"
 
 
-def _uuid(value: str):  # type: ignore[no-untyped-def]
-    from uuid import UUID
-
-    return UUID(value)
-
-
-_ = (asyncio, JournalRepository)
 register("convert_cohort", ConvertCohort())

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app.db.repos.journal import JournalRepository
 from app.domain.journal import EntryStatus, Operation, rule_key
 from app.domain.roles import role_name
 from app.domain.rules import same_rule
 from app.engine.journal import DONE_STATUSES, open_intent, record_outcome
 from app.engine.steps.base import StepContext
-from app.graph.errors import GraphError, GraphOutcomeUnknownError
+from app.engine.transient import ENGINE_ATTEMPTS, describe, is_transient
+from app.graph.errors import GraphError
 from app.graph.models import parse_policy_rule
 from app.logging import get_logger
 
@@ -30,6 +32,7 @@ async def apply_rule_changes(
     changes: Mapping[str, dict[str, Any]],
 ) -> None:
     """PATCH each changed rule, then read it back; raise ``RuleChangeError`` with the reason."""
+    await _settle_earlier_attempts(sc, role_id=role_id, policy_id=policy_id, skip=set(changes))
     for rule_id, desired in changes.items():
         key = rule_key(sc.plan_id, sc.phase.key, sc.step_index, role_id, rule_id)
         with sc.write() as session:
@@ -50,47 +53,93 @@ async def apply_rule_changes(
         assert entry_id is not None
         if status in DONE_STATUSES:
             continue
-        if was_pending and await _rule_matches(sc, policy_id, rule_id, desired):
-            with sc.write() as session:
+        error = await _patch_until_applied(sc, policy_id, rule_id, desired, check_first=was_pending)
+        with sc.write() as session:
+            if error is None:
+                record_outcome(
+                    session, entry_id, status=EntryStatus.applied, now=sc.engine.clock.now()
+                )
+            else:
                 record_outcome(
                     session,
                     entry_id,
+                    status=EntryStatus.failed,
+                    now=sc.engine.clock.now(),
+                    error=error,
+                )
+        if error is not None:
+            text = error if isinstance(error, str) else describe(error)
+            raise RuleChangeError(f"{role_name(role_id)}: {rule_id}: {text}")
+
+
+async def _settle_earlier_attempts(
+    sc: StepContext, *, role_id: str, policy_id: str, skip: set[str]
+) -> None:
+    """A change an earlier attempt left failed or pending may have landed after all: if the rule
+    now reads as it wanted, the journal says so (and rollback will restore it)."""
+    with sc.engine.session_factory() as session:
+        open_entries = [
+            e
+            for e in JournalRepository(session).list_for_plan(
+                sc.plan_id,
+                phase_key=sc.phase.key,
+                statuses=[EntryStatus.failed.value, EntryStatus.pending.value],
+            )
+            if e.operation == Operation.update_policy_rule.value
+            and e.step_index == sc.step_index
+            and e.target.get("role_id") == role_id
+            and e.target.get("rule_id") not in skip
+        ]
+    for entry in open_entries:
+        assert entry.id is not None
+        if await _rule_matches(sc, policy_id, entry.target["rule_id"], entry.desired_state or {}):
+            with sc.write() as session:
+                record_outcome(
+                    session,
+                    entry.id,
                     status=EntryStatus.applied,
                     now=sc.engine.clock.now(),
-                    outcome={"verified_after_restart": True},
+                    outcome={"verified_later": True},
                 )
-            continue
+
+
+async def _patch_until_applied(
+    sc: StepContext,
+    policy_id: str,
+    rule_id: str,
+    desired: Mapping[str, Any],
+    *,
+    check_first: bool,
+) -> GraphError | str | None:
+    """PATCH the rule until it reads back as wanted; None on success, else the reason.
+
+    Sending the whole rule again is safe (the same PATCH twice leaves the same rule), so a
+    transient failure is retried after reading back what the rule is now.
+    """
+    if check_first and await _rule_matches(sc, policy_id, rule_id, desired):
+        return None
+    last: GraphError | str | None = None
+    for attempt in range(ENGINE_ATTEMPTS):
+        if attempt:
+            await sc.engine.sleeper(min(2.0**attempt, 30.0))
         try:
-            await sc.client.update_policy_rule(policy_id, parse_policy_rule(desired))
-        except GraphOutcomeUnknownError:
-            log.warning("engine.rule.outcome_unknown", role_id=role_id, rule_id=rule_id)
+            await sc.client.update_policy_rule(policy_id, parse_policy_rule(dict(desired)))
         except GraphError as exc:
-            with sc.write() as session:
-                record_outcome(
-                    session,
-                    entry_id,
-                    status=EntryStatus.failed,
-                    now=sc.engine.clock.now(),
-                    error=exc,
-                )
-            raise RuleChangeError(
-                f"{role_name(role_id)}: Graph refused {rule_id}: {exc.code or exc.status}: "
-                f"{exc.message}"
-            ) from None
-        if not await _rule_matches(sc, policy_id, rule_id, desired):
-            with sc.write() as session:
-                record_outcome(
-                    session,
-                    entry_id,
-                    status=EntryStatus.failed,
-                    now=sc.engine.clock.now(),
-                    error="read back after PATCH differs from what was set",
-                )
-            raise RuleChangeError(
-                f"{role_name(role_id)}: {rule_id} reads back differently from what was set"
-            )
-        with sc.write() as session:
-            record_outcome(session, entry_id, status=EntryStatus.applied, now=sc.engine.clock.now())
+            if not is_transient(exc):
+                return exc
+            last = exc
+            log.warning("engine.rule.retry", rule_id=rule_id, error=describe(exc))
+        try:
+            if await _rule_matches(sc, policy_id, rule_id, desired):
+                return None
+        except GraphError as exc:
+            if not is_transient(exc):
+                return exc
+            last = exc
+            continue
+        if last is None:
+            return "read back after PATCH differs from what was set"
+    return last
 
 
 async def _rule_matches(

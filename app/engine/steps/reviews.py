@@ -16,7 +16,8 @@ from app.domain.roles import role_name
 from app.domain.tenant import Binding, RoleOwnersBinding, UsersBinding
 from app.engine.journal import DONE_STATUSES, open_intent, record_outcome
 from app.engine.steps.base import StepContext, StepResult, register
-from app.graph.errors import GraphError, GraphOutcomeUnknownError
+from app.engine.transient import ENGINE_ATTEMPTS, is_transient
+from app.graph.errors import GraphError
 from app.graph.models import AccessReviewDefinitionCreate
 
 
@@ -142,29 +143,47 @@ class CreateAccessReviews:
         assert entry_id is not None
         if status in DONE_STATUSES:
             return
-        existing = await self._find(sc, body["displayName"]) if was_pending else None
-        definition_id = existing
-        if definition_id is None:
+        definition_id: str | None = None
+        last: GraphError | None = None
+        for attempt in range(ENGINE_ATTEMPTS):
+            if attempt:
+                await sc.engine.sleeper(min(2.0**attempt, 30.0))
             try:
-                created = await sc.client.create_access_review_definition(
-                    AccessReviewDefinitionCreate.model_validate(body)
-                )
-                definition_id = created.id
-            except GraphOutcomeUnknownError:
-                definition_id = await self._find(sc, body["displayName"])
+                # Creating is not idempotent in Graph: look for ours (by its unique name)
+                # before every attempt but a first one that nothing could have preceded.
+                if was_pending or attempt:
+                    definition_id = await self._find(sc, body["displayName"])
                 if definition_id is None:
-                    raise
-            except GraphError as exc:
-                with sc.write() as session:
-                    record_outcome(
-                        session,
-                        entry_id,
-                        status=EntryStatus.failed,
-                        now=sc.engine.clock.now(),
-                        error=exc,
+                    created = await sc.client.create_access_review_definition(
+                        AccessReviewDefinitionCreate.model_validate(body)
                     )
-                raise
-        confirmed = await sc.client.get_access_review_definition(definition_id)
+                    definition_id = created.id
+                confirmed = await sc.client.get_access_review_definition(definition_id)
+                break
+            except GraphError as exc:
+                if not is_transient(exc):
+                    with sc.write() as session:
+                        record_outcome(
+                            session,
+                            entry_id,
+                            status=EntryStatus.failed,
+                            now=sc.engine.clock.now(),
+                            error=exc,
+                        )
+                    raise
+                last = exc
+                definition_id = None
+        else:
+            assert last is not None
+            with sc.write() as session:
+                record_outcome(
+                    session,
+                    entry_id,
+                    status=EntryStatus.failed,
+                    now=sc.engine.clock.now(),
+                    error=last,
+                )
+            raise last
         with sc.write() as session:
             record_outcome(
                 session,
