@@ -6,6 +6,7 @@ receives the result, so tests construct ``Settings(...)`` directly.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from enum import StrEnum
@@ -49,6 +50,66 @@ class SchedulerSettings(BaseModel):
     lease_seconds: float = Field(default=60.0, gt=0)
 
 
+class MonitoringSettings(BaseModel):
+    """Collection of PIM activity after rollout, and the thresholds its signals are read with."""
+
+    enabled: bool = True
+    collect_seconds: float = Field(default=300.0, gt=0, description="collection interval")
+    max_data_age_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="a health gate collects afresh when the last collection is older than this",
+    )
+    history_days: int = Field(
+        default=30, ge=1, le=366, description="how far back the first collection of a tenant reads"
+    )
+    audit_overlap_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="audit records arrive late; each run re-reads this much before its cursor",
+    )
+    min_justification_length: int = Field(default=10, ge=0, le=200)
+    smelly_justifications: list[str] = Field(
+        default_factory=lambda: [
+            "doing my job",
+            "my job",
+            "admin work",
+            "admin",
+            "work",
+            "needed",
+            "fix",
+            "maintenance",
+            "as needed",
+            "test",
+            "n/a",
+            "asdf",
+        ],
+        description="whole justifications that say nothing (compared without case or spacing)",
+    )
+    at_max_attention_share: float = Field(
+        default=0.5, gt=0, le=1, description="share of activations at the maximum worth a reading"
+    )
+    renewal_gap_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    renewal_share_for_tight: float = Field(
+        default=0.25, gt=0, le=1, description="renewed share of max-length activations: too tight"
+    )
+    min_activations_for_reading: int = Field(default=5, ge=1)
+    spike_factor: float = Field(default=2.0, gt=1)
+    spike_min_count: int = Field(default=3, ge=1)
+    baseline_weeks: int = Field(default=4, ge=1, le=52)
+
+    @field_validator("smelly_justifications", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        """From the environment: a JSON list, or phrases separated by ``;``."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(";") if part.strip()]
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -67,6 +128,7 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     graph: GraphSettings = GraphSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
     @field_validator("database_url")
     @classmethod

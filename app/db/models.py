@@ -221,3 +221,101 @@ class InventoryItem(SQLModel, table=True):
     assignment_id: str = Field(max_length=200)
     member_type: str = Field(max_length=16)
     created_outside_pim: bool
+
+
+class MonitoringCursor(SQLModel, table=True):
+    """How far collection of one source of PIM activity got for a tenant (incremental runs).
+
+    ``position`` is the newest ``createdDateTime`` (requests) or ``activityDateTime`` (audits)
+    stored so far; ``covers_from`` is where the collected history starts.
+    """
+
+    __tablename__ = "monitoring_cursor"
+
+    tenant_id: str = Field(foreign_key="tenant.id", primary_key=True, max_length=36)
+    source: str = Field(primary_key=True, max_length=32)
+    position: datetime | None = _utc(nullable=True)
+    covers_from: datetime | None = _utc(nullable=True)
+    last_run_at: datetime | None = _utc(nullable=True)
+    last_success_at: datetime | None = _utc(nullable=True)
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    stored: int = Field(default=0)
+
+
+class PimRequestRecord(SQLModel, table=True):
+    """A self-service assignment request (``selfActivate`` / ``selfDeactivate``) as collected.
+
+    Graph purges requests after about 45 days (domain facts), so the history lives here.
+    """
+
+    __tablename__ = "pim_request_record"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "request_id"),
+        Index("ix_pim_request_record_tenant_requested", "tenant_id", "requested_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=36)
+    request_id: str = Field(max_length=100)
+    action: str = Field(max_length=32)
+    status: str = Field(max_length=32)
+    principal_id: str = Field(max_length=36)
+    principal_name: str | None = Field(default=None, max_length=300)
+    role_definition_id: str = Field(max_length=36)
+    directory_scope_id: str = Field(max_length=400)
+    requested_at: datetime = _utc()
+    completed_at: datetime | None = _utc(nullable=True)
+    start_at: datetime | None = _utc(nullable=True)
+    end_at: datetime | None = _utc(nullable=True)
+    max_duration_seconds: int | None = Field(default=None)
+    approval_required: bool = Field(default=False)
+    justification: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    ticket_number: str | None = Field(default=None, max_length=200)
+    ticket_system: str | None = Field(default=None, max_length=200)
+    first_seen_at: datetime = _utc()
+    updated_at: datetime = _utc()
+
+
+class PimAuditRecord(SQLModel, table=True):
+    """A directory audit record of category RoleManagement (reference §11.1), as collected."""
+
+    __tablename__ = "pim_audit_record"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "audit_id"),
+        Index("ix_pim_audit_record_tenant_at", "tenant_id", "activity_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=36)
+    audit_id: str = Field(max_length=200)
+    activity: str = Field(max_length=300)
+    activity_at: datetime = _utc()
+    result: str | None = Field(default=None, max_length=32)
+    request_id: str | None = Field(default=None, max_length=100)
+    principal_id: str | None = Field(default=None, max_length=36)
+    role_definition_id: str | None = Field(default=None, max_length=36)
+    initiated_by: str | None = Field(default=None, max_length=300)
+    collected_at: datetime = _utc()
+
+
+class StandingAssignmentRecord(SQLModel, table=True):
+    """A permanent Active (``Assigned``, no end, direct) assignment seen by the collector."""
+
+    __tablename__ = "standing_assignment_record"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "assignment_id"),
+        Index("ix_standing_assignment_record_tenant_gone", "tenant_id", "gone_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=36)
+    assignment_id: str = Field(max_length=200)
+    principal_id: str = Field(max_length=36)
+    principal_type: str | None = Field(default=None, max_length=32)
+    principal_name: str | None = Field(default=None, max_length=300)
+    role_definition_id: str = Field(max_length=36)
+    directory_scope_id: str = Field(max_length=400)
+    created_outside_pim: bool
+    first_seen_at: datetime = _utc()
+    last_seen_at: datetime = _utc()
+    gone_at: datetime | None = _utc(nullable=True)

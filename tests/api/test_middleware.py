@@ -1,0 +1,117 @@
+"""Every request gets an id, is logged once as structured JSON, and no secret reaches the log."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import structlog
+from fastapi.testclient import TestClient
+
+from app.logging import configure_logging
+
+
+@pytest.fixture
+def json_logs(capfd: pytest.CaptureFixture[str]) -> Iterator[None]:
+    """JSON logs where ``capfd`` reads them: the logger binds ``sys.stderr`` when configured,
+    so it is configured again once the test body runs (``_json_logging``)."""
+    previous = structlog.get_config()
+    yield
+    structlog.configure(**previous)
+
+
+def _json_logging() -> None:
+    configure_logging("INFO", "json")
+
+
+def log_lines(err: str) -> list[dict[str, Any]]:
+    lines = []
+    for line in err.splitlines():
+        try:
+            lines.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return lines
+
+
+class TestRequestIds:
+    def test_a_good_incoming_id_is_kept(self, client: TestClient) -> None:
+        response = client.get("/healthz", headers={"X-Request-ID": "trace-0123456789"})
+        assert response.headers["X-Request-ID"] == "trace-0123456789"
+
+    @pytest.mark.parametrize("incoming", [None, "short", "has spaces in it", "x" * 200])
+    def test_otherwise_one_is_made_up(self, client: TestClient, incoming: str | None) -> None:
+        headers = {"X-Request-ID": incoming} if incoming else {}
+        response = client.get("/healthz", headers=headers)
+        made = response.headers["X-Request-ID"]
+        assert made != incoming
+        assert len(made) == 32
+        assert int(made, 16) >= 0
+
+    def test_errors_carry_the_id_too(self, client: TestClient) -> None:
+        response = client.get("/api/v1/tenants/nope/reports/drift")
+        assert response.status_code == 401
+        assert len(response.headers["X-Request-ID"]) == 32
+
+
+@pytest.mark.usefixtures("json_logs")
+class TestAccessLog:
+    def test_one_json_line_per_request_with_its_id_and_route(
+        self,
+        client: TestClient,
+        tokens: dict[str, dict[str, str]],
+        capfd: pytest.CaptureFixture[str],
+    ) -> None:
+        _json_logging()
+        capfd.readouterr()
+        response = client.get(
+            "/api/v1/tenants/nope/reports/activations?period=P7D",
+            headers={**tokens["viewer"], "X-Request-ID": "trace-abcdefgh"},
+        )
+        assert response.status_code == 404
+        entries = [e for e in log_lines(capfd.readouterr().err) if e["event"] == "http.request"]
+        assert len(entries) == 1
+        entry = entries[0]
+        assert entry["request_id"] == "trace-abcdefgh"
+        assert entry["route"] == "/api/v1/tenants/{tenant_id}/reports/activations"
+        assert entry["path"] == "/api/v1/tenants/nope/reports/activations"
+        assert (entry["method"], entry["status"], entry["level"]) == ("GET", 404, "info")
+        assert isinstance(entry["duration_ms"], float)
+
+    def test_tokens_never_reach_the_log(
+        self,
+        client: TestClient,
+        tokens: dict[str, dict[str, str]],
+        capfd: pytest.CaptureFixture[str],
+    ) -> None:
+        _json_logging()
+        capfd.readouterr()
+        secret = tokens["operator"]["Authorization"].removeprefix("Bearer ")
+        client.get("/api/v1/tenants", headers=tokens["operator"])
+        client.get(
+            "/api/v1/tenants", headers={"Authorization": "Bearer pimr_notarealtoken_1234567"}
+        )
+        err = capfd.readouterr().err
+        assert log_lines(err)
+        assert secret not in err
+        assert "pimr_notarealtoken_1234567" not in err
+
+    def test_scrapes_and_health_checks_are_quiet(
+        self, client: TestClient, capfd: pytest.CaptureFixture[str]
+    ) -> None:
+        _json_logging()
+        capfd.readouterr()
+        client.get("/healthz")
+        client.get("/metrics")
+        assert [e for e in log_lines(capfd.readouterr().err) if e["event"] == "http.request"] == []
+
+    def test_unmatched_routes_are_one_label(
+        self, client: TestClient, capfd: pytest.CaptureFixture[str]
+    ) -> None:
+        _json_logging()
+        capfd.readouterr()
+        client.get("/no/such/page/123")
+        (entry,) = [e for e in log_lines(capfd.readouterr().err) if e["event"] == "http.request"]
+        assert (entry["route"], entry["status"]) == ("unmatched", 404)
