@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 from pathlib import Path
@@ -20,6 +22,7 @@ class SecretBoxError(Exception):
 
 class SecretBox:
     def __init__(self, key: bytes) -> None:
+        self._key = key
         try:
             self._fernet = Fernet(key)
         except ValueError:
@@ -41,6 +44,13 @@ class SecretBox:
             handle.write(key)
         log.warning("secrets.key_file_created", path=str(key_file))
         return cls(key)
+
+    def derive_key(self, purpose: bytes) -> str:
+        """A key for another use (e.g. signing UI cookies), derived so it never equals ours.
+
+        Replicas sharing the secret key derive the same value.
+        """
+        return hmac.new(self._key, purpose, hashlib.sha256).hexdigest()
 
     def seal(self, secrets: dict[str, str]) -> str:
         return self._fernet.encrypt(json.dumps(secrets).encode()).decode()
