@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from app.api.routes import comms, health, plans, templates, tenants, tokens
+from app.api.middleware import RequestContextMiddleware
+from app.api.routes import comms, health, metrics, plans, reports, templates, tenants, tokens
 from app.db.session import SessionFactory, create_db_engine, create_session_factory
 from app.domain.clock import Clock
 from app.logging import configure_logging
@@ -16,6 +17,7 @@ from app.problems import install_problem_handlers
 from app.services.context import AppContext, SystemClock
 from app.services.secrets import SecretBox
 from app.settings import Settings
+from app.ui.app import mount_ui
 
 if TYPE_CHECKING:
     from app.engine.gates import GateEvaluator
@@ -53,9 +55,10 @@ def create_app(
     """Build the app; tests pass a ready ``context`` (ASGITransport runs no lifespan)."""
     ctx = context or build_context(settings)
     if gates is None:
-        from app.engine.gates import no_gates
+        from app.engine.health_gates import MonitoringGates
 
-        gates = no_gates
+        gates = MonitoringGates(settings.monitoring)
+    _observe_graph()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,7 +68,10 @@ def create_app(
             from app.engine.scheduler import start_scheduler
 
             scheduler = start_scheduler(
-                EngineContext.from_app(ctx), gates, seconds=settings.scheduler.tick_seconds
+                EngineContext.from_app(ctx),
+                gates,
+                seconds=settings.scheduler.tick_seconds,
+                monitoring=settings.monitoring,
             )
         try:
             yield
@@ -89,9 +95,21 @@ def create_app(
         plans.router,
         tokens.router,
         comms.router,
+        reports.router,
+        metrics.router,
     ):
         app.include_router(router)
+    app.add_middleware(RequestContextMiddleware)
+    mount_ui(app, ctx)
     return app
+
+
+def _observe_graph() -> None:
+    """Graph requests feed the process's Prometheus metrics (idempotent)."""
+    from app.graph.requester import set_request_observer
+    from app.metrics import GraphMetrics
+
+    set_request_observer(GraphMetrics())
 
 
 def create_app_from_env() -> FastAPI:

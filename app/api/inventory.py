@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from app.db.models import InventoryItem, InventorySnapshot
+from app.db.models import InventorySnapshot
 from app.db.repos.inventory import InventoryRepository
 
 
@@ -14,17 +14,8 @@ def inventory_read(
     session: Session, snapshot: InventorySnapshot, *, limit: int, offset: int
 ) -> dict[str, Any]:
     assert snapshot.id is not None
-    counts = InventoryRepository(session).counts_by_role(snapshot.id)
-    rows = session.exec(
-        select(InventoryItem)
-        .where(InventoryItem.snapshot_id == snapshot.id)
-        .order_by(
-            col(InventoryItem.role_name), col(InventoryItem.principal_name), col(InventoryItem.id)
-        )
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    names = {r.role_definition_id: r.role_name for r in rows}
+    repo = InventoryRepository(session)
+    rows = repo.page_items(snapshot.id, offset=offset, limit=limit)
     return {
         "id": snapshot.id,
         "tenant_id": snapshot.tenant_id,
@@ -33,8 +24,8 @@ def inventory_read(
         "finished_at": snapshot.finished_at,
         "item_count": snapshot.item_count,
         "by_role": [
-            {"role_definition_id": role, "role_name": names.get(role), "count": count}
-            for role, count in sorted(counts.items(), key=lambda kv: -kv[1])
+            {"role_definition_id": role, "role_name": name, "count": count}
+            for role, name, count in repo.role_counts(snapshot.id)
         ],
         "items": [
             {

@@ -59,4 +59,6 @@ def render_phase_comms(
         )
         return (renderer or CommsRenderer()).render(step.template, step.subject, context)
     except CommsRenderError as exc:
-        raise InvalidInputError(f"the comms cannot be rendered: {exc}", [("comms", str(exc))]) from None
+        raise InvalidInputError(
+            f"the comms cannot be rendered: {exc}", [("comms", str(exc))]
+        ) from None

@@ -2,15 +2,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-
 from typing import Any
 
 import httpx
 import pytest
 from cryptography.fernet import Fernet
-from starlette.applications import Starlette
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from starlette.applications import Starlette
 
 from app.db.session import SessionFactory, unit_of_work
 from app.graph.factory import GraphClientFactory

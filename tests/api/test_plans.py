@@ -84,7 +84,13 @@ class TestLifecycle:
 
         history = client.get(f"/api/v1/plans/{plan['id']}/history", headers=tokens["viewer"]).json()
         assert [h["event"] for h in history] == [
-            "create", "preflight", "start", "tick", "pause", "resume", "abort"
+            "create",
+            "preflight",
+            "start",
+            "tick",
+            "pause",
+            "resume",
+            "abort",
         ]
         assert [h["version"] for h in history] == [1, 1, 2, 3, 4, 5, 6]
         assert history[1]["details"]["passed"] is True

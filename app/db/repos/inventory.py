@@ -49,10 +49,28 @@ class InventoryRepository:
             yield from rows
             last = rows[-1].id or last
 
-    def counts_by_role(self, snapshot_id: int) -> dict[str, int]:
+    def role_counts(self, snapshot_id: int) -> list[tuple[str, str, int]]:
+        """(role id, role name, items) for the snapshot, the largest first."""
         statement = (
-            select(InventoryItem.role_definition_id, func.count())
+            select(
+                InventoryItem.role_definition_id, func.max(InventoryItem.role_name), func.count()
+            )
             .where(InventoryItem.snapshot_id == snapshot_id)
             .group_by(col(InventoryItem.role_definition_id))
         )
-        return {role: int(count) for role, count in self.session.exec(statement).all()}
+        rows = [(role, str(name), int(count)) for role, name, count in self.session.exec(statement)]
+        return sorted(rows, key=lambda row: (-row[2], row[1]))
+
+    def page_items(self, snapshot_id: int, *, offset: int, limit: int) -> Sequence[InventoryItem]:
+        statement = (
+            select(InventoryItem)
+            .where(InventoryItem.snapshot_id == snapshot_id)
+            .order_by(
+                col(InventoryItem.role_name),
+                col(InventoryItem.principal_name),
+                col(InventoryItem.id),
+            )
+            .offset(offset)
+            .limit(limit)
+        )
+        return self.session.exec(statement).all()
