@@ -17,17 +17,21 @@ import httpx
 import uvicorn
 from cryptography.fernet import Fernet
 from rich.console import Console
+from starlette.applications import Starlette
 
 from app.db.migrate import upgrade
+from app.db.models import Tenant
 from app.db.session import unit_of_work
 from app.domain.machine import Event, PlanState
 from app.domain.tenant import TenantSpec
 from app.engine import actions
 from app.engine.context import EngineContext
+from app.engine.monitoring import collect_now
 from app.graph.factory import GraphClientFactory
 from app.main import build_context, create_app
 from app.services import plans, tenants
 from app.services.context import AppContext
+from app.services.monitoring.collect import CollectionError
 from app.services.plans import PlanView
 from app.services.secrets import SecretBox
 from app.services.tokens import create_token
@@ -149,7 +153,7 @@ async def run_demo(options: DemoOptions, console: Console) -> int:
     )
     console.print(f"Plan {plan_id} started ({view.row.state}); Ctrl-C stops the server.")
     try:
-        await _follow(ctx, plan_id, options, console)
+        await _follow(ctx, plan_id, options, console, _ActivityFeed(sim, ectx, tenant.id, settings))
         if options.exit_when_done:
             server.should_exit = True
         await serving
@@ -164,7 +168,43 @@ def _view(ctx: AppContext, plan_id: str) -> PlanView:
         return plans.get_plan_view(session, plan_id)
 
 
-async def _follow(ctx: AppContext, plan_id: str, options: DemoOptions, console: Console) -> None:
+class _ActivityFeed:
+    """Once a phase's admins are eligible, they start activating: the monitoring page fills."""
+
+    def __init__(
+        self, sim: Starlette, ectx: EngineContext, tenant_id: str, settings: Settings
+    ) -> None:
+        self.sim = sim
+        self.ectx = ectx
+        self.tenant_id = tenant_id
+        self.settings = settings
+        self.fed: set[str] = set()
+
+    async def feed(self, phase_key: str, console: Console) -> None:
+        if phase_key in self.fed:
+            return
+        self.fed.add(phase_key)
+        body = {"activations": 30, "days": 1, "seed": len(self.fed), "settle_minutes": 0}
+        transport = httpx.ASGITransport(app=self.sim)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sim") as http:
+            response = await http.post("/_sim/activity", json=body)
+        if response.status_code != 200:
+            return
+        summary = response.json()
+        with self.ectx.session_factory() as session:
+            tenant = session.get(Tenant, self.tenant_id)
+        if tenant is not None:
+            with contextlib.suppress(CollectionError):
+                await collect_now(self.ectx, tenant, self.settings.monitoring)
+        console.print(
+            f"  (simulated: {summary['requested']} activations by the admins converted so far; "
+            "see the tenant's monitoring page)"
+        )
+
+
+async def _follow(
+    ctx: AppContext, plan_id: str, options: DemoOptions, console: Console, feed: _ActivityFeed
+) -> None:
     seen: dict[str, tuple[str, int]] = {}
     gate_since: dict[str, float] = {}
     rolled_back = False
@@ -187,6 +227,8 @@ async def _follow(ctx: AppContext, plan_id: str, options: DemoOptions, console: 
                     detail += ")"
                 reason = f" - {phase.row.status_reason}" if phase.row.status_reason else ""
                 console.print(f"  {key:<16} {phase.row.state:<14}{detail}{reason}")
+                if phase.row.state == "completed" and phase.progress.done:
+                    await feed.feed(key, console)
             if phase.row.state == "awaiting_gate" and not options.manual_gates:
                 since = gate_since.setdefault(key, loop.time())
                 if loop.time() - since >= options.gate_pause_seconds:

@@ -40,7 +40,9 @@ def _tables(url: str) -> set[str]:
 
 
 class TestMigrations:
-    def test_upgrade_matches_the_models_and_downgrades_to_nothing(self, empty_database: str) -> None:
+    def test_upgrade_matches_the_models_and_downgrades_to_nothing(
+        self, empty_database: str
+    ) -> None:
         from sqlmodel import SQLModel
 
         import app.db.models  # noqa: F401

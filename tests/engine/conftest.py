@@ -127,12 +127,19 @@ def sim_size() -> tuple[int, int]:
 
 
 @pytest.fixture
-async def rig(session_factory: SessionFactory, sim_size: tuple[int, int]) -> AsyncIterator[Rig]:
+def graph_settings() -> GraphSettings:
+    return GraphSettings(request_timeout_seconds=5, total_deadline_seconds=30)
+
+
+@pytest.fixture
+async def rig(
+    session_factory: SessionFactory, sim_size: tuple[int, int], graph_settings: GraphSettings
+) -> AsyncIterator[Rig]:
     users, admins = sim_size
     state, sim_app = make_rig_parts(users, admins, seed=11)
     clock = FakeClock()
     factory = GraphClientFactory(
-        GraphSettings(request_timeout_seconds=5, total_deadline_seconds=30),
+        graph_settings,
         transport_for=lambda _url: httpx.ASGITransport(app=sim_app),
     )
     box = SecretBox(Fernet.generate_key())

@@ -20,6 +20,7 @@ from app.db.session import SessionFactory, unit_of_work
 from app.domain.tenant import TenantSpec
 from app.services import plans, tenants
 from app.services.secrets import SecretBox
+from tests.engine.conftest import graph_settings, rig, sim_size  # noqa: F401  (shared fixtures)
 from tests.factories import PLANS_DIR, ROOT, plan_data
 
 
@@ -47,7 +48,9 @@ def start_sim(*args: str) -> Sim:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "simulate-tenant", "--port", str(port), *args],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
@@ -80,10 +83,14 @@ def standalone_sim(request: pytest.FixtureRequest) -> Iterator[Sim]:
             sim.process.stderr.close()
 
 
-def start_worker(database_url: str, worker_id: str, seconds: float = 120) -> subprocess.Popen[bytes]:
+def start_worker(
+    database_url: str, worker_id: str, seconds: float = 120
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.invariants.worker", database_url, worker_id, str(seconds)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 
@@ -105,26 +112,40 @@ def invariant_plan() -> dict[str, Any]:
     return data
 
 
-def setup_plan(session_factory: SessionFactory, sim: Sim, box: SecretBox, *, start: bool = True) -> str:
+def setup_plan(
+    session_factory: SessionFactory, sim: Sim, box: SecretBox, *, start: bool = True
+) -> str:
     from datetime import UTC, datetime
 
     from app.domain.machine import Event
 
     profile = sim.get("/_sim/profile")
-    spec = TenantSpec.model_validate({
-        **profile, "name": "Simulated", "graph_base_url": sim.url + "/v1.0",
-        "graph_limits": {"min_change_interval_seconds": 0, "max_concurrency": 4},
-    })
+    spec = TenantSpec.model_validate(
+        {
+            **profile,
+            "name": "Simulated",
+            "graph_base_url": sim.url + "/v1.0",
+            "graph_limits": {"min_change_interval_seconds": 0, "max_concurrency": 4},
+        }
+    )
     now = datetime.now(UTC)
     with unit_of_work(session_factory) as session:
         tenant = tenants.create_tenant(session, spec=spec, box=box, now=now)
         plan_id = plans.create_plan(
-            session, tenant_id=tenant.id, plans_dir=PLANS_DIR, template=None,
-            spec_data=invariant_plan(), name=None, binding_overrides={}, actor="test", now=now,
+            session,
+            tenant_id=tenant.id,
+            plans_dir=PLANS_DIR,
+            template=None,
+            spec_data=invariant_plan(),
+            name=None,
+            binding_overrides={},
+            actor="test",
+            now=now,
         ).row.id
         if start:
-            plans.perform_action(session, plan_id=plan_id, event=Event.start, actor="test",
-                                 reason=None, now=now)
+            plans.perform_action(
+                session, plan_id=plan_id, event=Event.start, actor="test", reason=None, now=now
+            )
     return plan_id
 
 

@@ -14,20 +14,38 @@ from collections import Counter
 import pytest
 from cryptography.fernet import Fernet
 
+from app.db.repos.work_items import WorkItemRepository
 from app.db.session import SessionFactory
 from app.domain.progress import WorkItemState
-from app.db.repos.work_items import WorkItemRepository
 from app.services.secrets import SecretBox
 from tests.engine.helpers import eligible, no_lockout, permanent_active
 from tests.invariants.conftest import Sim, plan_state, setup_plan, start_worker
 
-pytestmark = [pytest.mark.slow, pytest.mark.sim_args("--users", "600", "--admins", "120",
-                                                      "--seed", "21", "--latency-ms", "4",
-                                                      "--min-change-interval", "0")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.sim_args(
+        "--users",
+        "600",
+        "--admins",
+        "120",
+        "--seed",
+        "21",
+        "--latency-ms",
+        "4",
+        "--min-change-interval",
+        "0",
+    ),
+]
 
 
-def _run_with_kills(database_url: str, plan_id: str, session_factory: SessionFactory,
-                    until: set[str], kills: int, rng: random.Random) -> int:
+def _run_with_kills(
+    database_url: str,
+    plan_id: str,
+    session_factory: SessionFactory,
+    until: set[str],
+    kills: int,
+    rng: random.Random,
+) -> int:
     done_kills = 0
     while done_kills < kills:
         worker = start_worker(database_url, "crash-worker")
@@ -54,7 +72,9 @@ class TestCrashSafety:
         before = standalone_sim.get("/_sim/state")
         plan_id = setup_plan(session_factory, standalone_sim, SecretBox(Fernet.generate_key()))
 
-        kills = _run_with_kills(database_url, plan_id, session_factory, {"completed", "failed"}, 12, rng)
+        kills = _run_with_kills(
+            database_url, plan_id, session_factory, {"completed", "failed"}, 12, rng
+        )
         assert kills >= 3, "the conversion finished before it could be interrupted"
         assert plan_state(session_factory, plan_id) == "completed"
 
@@ -66,11 +86,13 @@ class TestCrashSafety:
         assert len(converted) > 100
         assert {i.state for i in items} <= {"done", "skipped", "kept_active"}
         eligible_added = Counter(
-            (c["principal_id"], c["role_definition_id"]) for c in timeline
+            (c["principal_id"], c["role_definition_id"])
+            for c in timeline
             if c["kind"] == "eligible" and c["change"] == "added"
         )
         active_removed = Counter(
-            (c["principal_id"], c["role_definition_id"]) for c in timeline
+            (c["principal_id"], c["role_definition_id"])
+            for c in timeline
             if c["kind"] == "active" and c["change"] == "removed"
         )
         for item in converted:
@@ -82,18 +104,27 @@ class TestCrashSafety:
             for a in after["eligible_assignments"]
         )
         assert max(schedules.values()) == 1, "duplicate eligible assignments in the tenant"
-        assert len(after["review_definitions"]) == len({r["displayName"] for r in after["review_definitions"]})
+        assert len(after["review_definitions"]) == len(
+            {r["displayName"] for r in after["review_definitions"]}
+        )
         holders = {(p, r) for p, r, _ in permanent_active(before)}
         assert no_lockout(timeline, holders) == []
+
+        from datetime import UTC, datetime
 
         from app.db.session import unit_of_work
         from app.domain.machine import Event
         from app.services import plans
-        from datetime import UTC, datetime
 
         with unit_of_work(session_factory) as session:
-            plans.perform_action(session, plan_id=plan_id, event=Event.rollback, actor="test",
-                                 reason="undo under fire", now=datetime.now(UTC))
+            plans.perform_action(
+                session,
+                plan_id=plan_id,
+                event=Event.rollback,
+                actor="test",
+                reason="undo under fire",
+                now=datetime.now(UTC),
+            )
         _run_with_kills(database_url, plan_id, session_factory, {"rolled_back", "failed"}, 8, rng)
         assert plan_state(session_factory, plan_id) == "rolled_back"
         restored = standalone_sim.get("/_sim/state")
