@@ -28,8 +28,6 @@ def _load(ectx: EngineContext, plan_id: str) -> tuple[Plan, Tenant]:
         tenant = session.get(Tenant, plan.tenant_id)
         if tenant is None:
             raise NotFoundError(f"the plan's tenant {plan.tenant_id} no longer exists")
-        phases = PlanRepository(session).phases(plan_id)
-        status_of(plan, phases)
     return plan, tenant
 
 

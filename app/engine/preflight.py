@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 from app.db.models import Plan, Tenant
 from app.domain.plan import (
-    ApplyRoleSettingsStep,
     ConvertCohortStep,
     CreateAccessReviewsStep,
     PlanSpec,
@@ -412,5 +411,4 @@ async def _bindings(
                         else f"no owner (and no fallback) for: {', '.join(missing)}",
                     )
                 )
-    _ = ApplyRoleSettingsStep
     return checks

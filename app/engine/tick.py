@@ -6,19 +6,20 @@ whoever holds its lease, and every write is fenced by the lease's token (invaria
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 import structlog
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from app.db.models import Phase, Plan, Tenant
 from app.db.repos.plans import PlanRepository
 from app.domain.machine import Event, Gate, PhaseState, PlanState
-from app.domain.plan import PlanSpec
+from app.domain.plan import HealthGate, PlanSpec
 from app.domain.tenant import AutomationSettings, CommsSettings, GraphLimits
 from app.domain.windows import progression_window
 from app.engine.context import EngineContext, Lease, LeaseLostError, claim_plan, fenced, release
-from app.engine.gates import GateCheck, GateEvaluator
+from app.engine.gates import GateCheck, GateEvaluator, GateVerdict
 from app.engine.health_gates import monitoring_gates
 from app.engine.rollback import PhaseUndo
 from app.engine.steps import registry  # noqa: F401  (registers every step handler)
@@ -245,14 +246,16 @@ class PlanDriver:
             return False
         return False
 
-    def _begin_if_window(self, phase: Phase, automation: AutomationSettings, now) -> bool:  # type: ignore[no-untyped-def]
+    def _begin_if_window(self, phase: Phase, automation: AutomationSettings, now: datetime) -> bool:
         window = progression_window(automation, now)
         if not window.open:
             self._note(phase_key=phase.key, reason=window.reason)
             return False
         return self._move(Event.begin, phase_key=phase.key, reason="automatic progression")
 
-    async def _gates(self, tenant_id: str, gates, now):  # type: ignore[no-untyped-def]
+    async def _gates(
+        self, tenant_id: str, gates: Sequence[HealthGate], now: datetime
+    ) -> GateVerdict:
         return await self.gates(self.ectx, GateCheck(tenant_id, self.plan_id, gates, now))
 
     async def _run_steps(
@@ -325,7 +328,7 @@ class PlanDriver:
                 client,
                 plan_id=plan.id,
                 phase_key=phase.key,
-                min_change_interval=_seconds(limits.min_change_interval_seconds),
+                min_change_interval=timedelta(seconds=limits.min_change_interval_seconds),
                 concurrency=limits.max_concurrency,
             ).run()
             drift += result.drift
@@ -348,12 +351,3 @@ class PlanDriver:
             reason="rollback finished" + (f" (drift left alone: {len(drift)})" if drift else ""),
         )
         self._note(phase_key=None, reason=None)
-
-
-def _seconds(value: float):  # type: ignore[no-untyped-def]
-    from datetime import timedelta
-
-    return timedelta(seconds=value)
-
-
-_ = (replace, Session)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
+from uuid import UUID
 
 from app.domain.journal import EntryStatus, Operation, review_key
 from app.domain.plan import CreateAccessReviewsStep, ReviewScope
@@ -82,7 +83,7 @@ def reviewer_for_binding(
     if ref.binding is not None:
         binding = bindings.get(ref.binding)
         if isinstance(binding, RoleOwnersBinding):
-            owner = binding.owners.get(_uuid(role_id))
+            owner = binding.owners.get(UUID(role_id))
             fallback = str(binding.fallback) if binding.fallback else None
             return (str(owner) if owner else fallback), fallback
         if isinstance(binding, UsersBinding):
@@ -198,12 +199,6 @@ class CreateAccessReviews:
         async for definition in sc.client.iter_access_review_definitions(display_name=display_name):
             return definition.id
         return None
-
-
-def _uuid(value: str):  # type: ignore[no-untyped-def]
-    from uuid import UUID
-
-    return UUID(value)
 
 
 register("create_access_reviews", CreateAccessReviews())
