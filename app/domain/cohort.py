@@ -14,6 +14,12 @@ class PrincipalType(StrEnum):
     unknown = "unknown"
 
 
+MICROSOFT_ACCOUNT_REASON = (
+    "signs in with a personal Microsoft account, which cannot satisfy MFA on activation: "
+    "stays permanent Active"
+)
+
+
 @dataclass(frozen=True)
 class Holding:
     """A permanent Active assignment seen live in the tenant."""
@@ -27,6 +33,8 @@ class Holding:
     principal_upn: str | None = None
     member_type: str = "Direct"
     created_outside_pim: bool = True
+    microsoft_account: bool = False
+    """Signs in with a personal Microsoft account, which cannot do MFA on activation."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,8 @@ def select_conversions(
     """Items in plan role order; ``cohort`` None means every remaining holder.
 
     Break-glass accounts are excluded whatever the selector says. Service principals cannot be
-    eligible for directory roles, so they are selected as skipped and reported.
+    eligible for directory roles, and a personal Microsoft account would be locked out by MFA on
+    activation, so both are selected as skipped (they stay permanent Active) and reported.
     """
     rank = {role: index for index, role in enumerate(roles_in_order)}
     selected: list[Selected] = []
@@ -79,6 +88,9 @@ def select_conversions(
             selected.append(
                 Selected(holding, "service principals cannot be eligible for directory roles")
             )
+            continue
+        if holding.microsoft_account:
+            selected.append(Selected(holding, MICROSOFT_ACCOUNT_REASON))
             continue
         selected.append(Selected(holding))
     return selected, excluded

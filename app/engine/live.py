@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from app.domain.cohort import Holding
+from app.domain.cohort import Holding, PrincipalType
 from app.domain.plan import PrincipalRef
 from app.domain.tenant import Binding, GroupBinding, RoleOwnersBinding, UsersBinding
 from app.graph.client import GraphClient
+from app.graph.errors import GraphNotFoundError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -58,7 +59,38 @@ async def permanent_holdings(
         return found
 
     per_role = await gather_bounded(role_ids, for_role, limit=limit)
-    return [holding for holdings in per_role for holding in holdings]
+    holdings = [holding for holdings in per_role for holding in holdings]
+    consumer = await microsoft_account_users(client, holdings, limit=limit)
+    return [
+        replace(h, microsoft_account=True) if h.principal_id in consumer else h for h in holdings
+    ]
+
+
+async def microsoft_account_users(
+    client: GraphClient, holdings: Sequence[Holding], *, limit: int = 8
+) -> set[str]:
+    """Users among the holders who sign in with a personal Microsoft account.
+
+    Such accounts are always external (``#EXT#`` in the UPN), so only those are looked up;
+    ``identities`` is not in the expanded principal and needs its own ``$select``.
+    """
+    candidates = sorted(
+        {
+            h.principal_id
+            for h in holdings
+            if h.principal_type == PrincipalType.user and "#EXT#" in (h.principal_upn or "#EXT#")
+        }
+    )
+
+    async def is_consumer(principal_id: str) -> bool:
+        try:
+            user = await client.get_user(principal_id, select=("id", "userType", "identities"))
+        except GraphNotFoundError:
+            return False
+        return user.signs_in_with_microsoft_account
+
+    flags = await gather_bounded(candidates, is_consumer, limit=limit)
+    return {pid for pid, flag in zip(candidates, flags, strict=True) if flag}
 
 
 async def eligible_principals(client: GraphClient, role_id: str) -> dict[tuple[str, str], str]:

@@ -504,9 +504,11 @@ class GraphClient:
         :func:`~app.graph.models.has_entra_id_p2`)."""
         return [sku async for sku in self._iter(SubscribedSku, "/subscribedSkus")]
 
-    async def get_user(self, id_or_upn: str) -> User:
-        """A user by object id or user principal name (``#EXT#`` guests are encoded)."""
-        return _parse(User, await self._get(f"/users/{path_segment(id_or_upn)}"))
+    async def get_user(self, id_or_upn: str, *, select: Sequence[str] | None = None) -> User:
+        """A user by object id or user principal name (``#EXT#`` guests are encoded); ``select``
+        asks for properties Graph does not return by default, such as ``identities``."""
+        params = {"$select": ",".join(select)} if select else None
+        return _parse(User, await self._get(f"/users/{path_segment(id_or_upn)}", params))
 
     async def get_group(self, id: str) -> Group:
         """A group by object id."""

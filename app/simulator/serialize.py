@@ -37,6 +37,7 @@ USER_PROPERTIES = (
     "department",
     "businessPhones",
     "imAddresses",
+    "identities",
 )
 GROUP_PROPERTIES = (
     "id",
@@ -58,7 +59,23 @@ SERVICE_PRINCIPAL_PROPERTIES = (
 )
 
 
-def user(u: User, *, typed: bool = False) -> dict[str, Any]:
+def identities(u: User) -> list[dict[str, str | None]]:
+    """What Graph reports: members sign in with their UPN; guests through their home issuer."""
+    if u.identities:
+        return [dict(identity) for identity in u.identities]
+    if u.user_type == "Guest":
+        return [{"signInType": "federated", "issuer": "ExternalAzureAD", "issuerAssignedId": None}]
+    return [
+        {
+            "signInType": "userPrincipalName",
+            "issuer": u.user_principal_name.split("@")[-1],
+            "issuerAssignedId": u.user_principal_name,
+        }
+    ]
+
+
+def user(u: User, *, typed: bool = False, selected: bool = False) -> dict[str, Any]:
+    """A user as Graph returns it; ``identities`` is not a default property, only ``$select``ed."""
     body: dict[str, Any] = {"@odata.type": "#microsoft.graph.user"} if typed else {}
     body.update(
         {
@@ -77,6 +94,8 @@ def user(u: User, *, typed: bool = False) -> dict[str, Any]:
             "imAddresses": [u.mail] if u.mail else [],
         }
     )
+    if selected:
+        body["identities"] = identities(u)
     return body
 
 

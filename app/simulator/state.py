@@ -58,6 +58,8 @@ class User:
     job_title: str | None = None
     department: str | None = None
     has_mailbox: bool = True
+    identities: list[dict[str, str | None]] = field(default_factory=list)
+    """Sign-in identities; empty means the default one Graph shows for this kind of user."""
     seq: int = 0
 
 

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time
 from typing import ClassVar
 
-from app.domain.cohort import Holding, select_conversions
+from app.domain.cohort import MICROSOFT_ACCOUNT_REASON, Holding, select_conversions
 from app.domain.rollback import (
     Verdict,
     decide_access_review,
@@ -118,6 +118,16 @@ class TestCohortSelection:
         )
         assert [s.holding.principal_id for s in selected] == ["amy"]
         assert [e.reason for e in excluded] == ["break-glass account: stays permanent Active"]
+
+    def test_personal_microsoft_account_stays_permanent(self) -> None:
+        consumer = replace(_holding("guest", GA), microsoft_account=True)
+        selected, excluded = select_conversions(
+            [_holding("amy", GA), consumer], roles_in_order=[GA], cohort=None, break_glass=set()
+        )
+        reasons = {s.holding.principal_id: s.skip_reason for s in selected}
+        assert reasons["amy"] is None
+        assert reasons["guest"] == MICROSOFT_ACCOUNT_REASON
+        assert excluded == []
 
 
 class TestTrust:

@@ -387,6 +387,19 @@ class TestDirectoryAndLicensing:
         members = {m.id async for m in client.iter_group_transitive_members(group["id"])}
         assert set(group["member_ids"]) <= members
 
+    async def test_personal_microsoft_account_is_recognised(
+        self, sim: SimTenant, client: GraphClient
+    ) -> None:
+        guest, other = [u for u in sim.state.users.values() if u.user_type == "Guest"][:2]
+        guest.identities = [
+            {"signInType": "federated", "issuer": "MicrosoftAccount", "issuerAssignedId": None}
+        ]
+        wanted = ("id", "identities")
+        assert (await client.get_user(guest.id, select=wanted)).signs_in_with_microsoft_account
+        assert not (await client.get_user(other.id, select=wanted)).signs_in_with_microsoft_account
+        # Without $select Graph leaves identities out, so nothing can be concluded from it.
+        assert (await client.get_user(guest.id)).identities == []
+
     async def test_unknown_user(self, client: GraphClient) -> None:
         with pytest.raises(GraphNotFoundError):
             await client.get_user(str(uuid.uuid4()))

@@ -30,6 +30,25 @@ class TestUsers:
         assert len(page["value"]) == 5
         assert "@odata.nextLink" in page
 
+    async def test_identities_only_when_selected(self, sim: Sim) -> None:
+        member = next(u for u in sim.state.users.values() if u.user_type == "Member")
+        guest = next(u for u in sim.state.users.values() if u.user_type == "Guest")
+        guest.identities = [
+            {"signInType": "federated", "issuer": "MicrosoftAccount", "issuerAssignedId": None}
+        ]
+        assert "identities" not in (await sim.get(f"/v1.0/users/{member.id}")).json()
+        url = "/v1.0/users/{}?$select=id,identities"
+        mine = (await sim.get(url.format(member.id))).json()["identities"]
+        assert mine == [
+            {
+                "signInType": "userPrincipalName",
+                "issuer": member.user_principal_name.split("@")[1],
+                "issuerAssignedId": member.user_principal_name,
+            }
+        ]
+        theirs = (await sim.get(url.format(guest.id))).json()["identities"]
+        assert [i["issuer"] for i in theirs] == ["MicrosoftAccount"]
+
     async def test_unknown_user_is_404(self, sim: Sim) -> None:
         response = await sim.get("/v1.0/users/nobody@contoso.com")
         assert response.status_code == 404

@@ -35,12 +35,28 @@ class DirectoryObject(GraphModel):
         return _PRINCIPAL_TYPES.get(key, "unknown")
 
 
+class ObjectIdentity(GraphModel):
+    sign_in_type: str | None = None
+    issuer: str | None = None
+    issuer_assigned_id: str | None = None
+
+
+MICROSOFT_ACCOUNT_ISSUER = "MicrosoftAccount"
+
+
 class User(DirectoryObject):
     # ``GET /users/{id}`` carries no ``@odata.type``; what it returns is a user by definition.
     odata_type: str | None = Field(default="#microsoft.graph.user", alias=ODATA_TYPE)
     account_enabled: bool | None = None
     user_type: str | None = None
     """``Member`` or ``Guest``."""
+    identities: list[ObjectIdentity] = Field(default_factory=list)
+    """Only returned when ``$select``ed."""
+
+    @property
+    def signs_in_with_microsoft_account(self) -> bool:
+        """A personal (consumer) Microsoft account: it cannot satisfy MFA on activation."""
+        return any(i.issuer == MICROSOFT_ACCOUNT_ISSUER for i in self.identities)
 
 
 class Group(DirectoryObject):

@@ -114,7 +114,7 @@ def list_users(ctx: SimContext, request: GraphRequest, _: dict[str, str]) -> Gra
         request,
         list(ctx.state.users.values()),
         filter_spec=USER_FILTER,
-        render=serialize.user,
+        render=lambda u: serialize.user(u, selected="$select" in request.params),
         known=serialize.USER_PROPERTIES,
         fragment="users",
         type_name="microsoft.graph.user",
@@ -128,7 +128,7 @@ def get_user(ctx: SimContext, request: GraphRequest, params: dict[str, str]) -> 
     return _single(
         request,
         "users/$entity",
-        serialize.user(user),
+        serialize.user(user, selected="$select" in request.params),
         serialize.USER_PROPERTIES,
         "microsoft.graph.user",
     )
