@@ -97,6 +97,20 @@ class HelpdeskContact(_Strict):
     phone: str | None = Field(default=None, max_length=64)
     url: str | None = Field(default=None, max_length=2000)
 
+    @field_validator("url")
+    @classmethod
+    def _web_link(cls, value: str | None) -> str | None:
+        # The link lands in every admin's mail: only a web address, never javascript: or data:.
+        return _web_url(value, "the helpdesk link")
+
+
+def _web_url(value: str | None, what: str) -> str | None:
+    if value is None:
+        return None
+    if not value.lower().startswith(("https://", "http://")):
+        raise ValueError(f"{what} must be an http(s) address")
+    return value
+
 
 class CommsSettings(_Strict):
     sender: str | None = Field(
@@ -104,6 +118,11 @@ class CommsSettings(_Strict):
     )
     helpdesk: HelpdeskContact | None = None
     activation_url: str = "https://portal.azure.com/#view/Microsoft_Azure_PIMCommon/ActivationMenuBlade/~/aadmigratedroles"
+
+    @field_validator("activation_url")
+    @classmethod
+    def _web_link(cls, value: str) -> str:
+        return _web_url(value, "the activation link") or value
 
 
 class Weekday(StrEnum):

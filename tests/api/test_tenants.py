@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 import structlog
 from fastapi.testclient import TestClient
 
@@ -111,6 +112,26 @@ class TestTenants:
         with ctx.session_factory() as session:
             row = session.get(Tenant, tenant_id)
         assert ctx.secret_box.open(row.auth_secret_encrypted) == {"client_secret": SECRET}
+
+    @pytest.mark.parametrize(
+        ("comms", "path"),
+        [
+            (
+                {"helpdesk": {"name": "Service desk", "url": "javascript:alert(1)"}},
+                "comms.helpdesk.url",
+            ),
+            ({"activation_url": "data:text/html,hello"}, "comms.activation_url"),
+        ],
+    )
+    def test_links_in_the_comms_must_be_web_addresses(self, client, tokens, comms, path) -> None:  # type: ignore[no-untyped-def]
+        response = client.post(
+            "/api/v1/tenants", json=tenant_body(comms=comms), headers=tokens["admin"]
+        )
+        assert response.status_code == 422
+        (error,) = response.json()["errors"]
+        assert error["path"] == path
+        assert "must be an http(s) address" in error["message"]
+        assert client.get("/api/v1/tenants", headers=tokens["viewer"]).json() == []
 
     def test_patch_rejects_bad_values_and_changes_nothing(self, client, tokens) -> None:  # type: ignore[no-untyped-def]
         tenant_id = client.post(

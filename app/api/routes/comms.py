@@ -13,6 +13,12 @@ from app.services.comms_preview import render_phase_comms
 
 router = APIRouter(tags=["comms"])
 
+# The page is static text: no scripts, no frames, nothing loaded from elsewhere.
+COMMS_PAGE_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'none'"
+)
+
 
 @router.get("/api/v1/plans/{plan_id}/phases/{phase_key}/comms/preview")
 def comms_preview(
@@ -31,4 +37,11 @@ def comms_page(plan_id: str, phase_key: str, session: SessionDep, ctx: ContextDe
     rendered = render_phase_comms(
         session, plan_id=plan_id, phase_key=phase_key, public_url=ctx.settings.public_url
     )
-    return HTMLResponse(rendered.html)
+    return HTMLResponse(
+        rendered.html,
+        headers={
+            "Content-Security-Policy": COMMS_PAGE_CSP,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        },
+    )

@@ -42,10 +42,10 @@ class SendComms:
         if not sc.comms.sender:
             return StepResult.failed("the tenant has no comms sender mailbox (comms.sender)")
         with sc.engine.session_factory() as session:
+            # Only roles that became just-in-time are announced: a role kept Active (the last
+            # active GA/PRA holder) does not change for its holder, and the mail would say it did.
             items = WorkItemRepository(session).list_items(
-                sc.plan_id,
-                phase_key=sc.phase.key,
-                states=[WorkItemState.done.value, WorkItemState.kept_active.value],
+                sc.plan_id, phase_key=sc.phase.key, states=[WorkItemState.done.value]
             )
             tenant = session.get(Tenant, sc.tenant_id)
         roles_by_user: dict[str, list[str]] = defaultdict(list)
