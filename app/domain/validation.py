@@ -28,6 +28,7 @@ from app.domain.plan import (
 )
 from app.domain.roles import GLOBAL_ADMINISTRATOR, ROLES_BY_ID
 
+MIN_SCHEDULE_SPAN = timedelta(minutes=5)
 MIN_ACTIVATION = timedelta(minutes=30)
 MAX_ACTIVATION = timedelta(hours=24)
 MIN_GA_APPROVERS = 2
@@ -109,16 +110,28 @@ def _known(role_id: UUID) -> bool:
 
 
 def _check_settings(settings: RoleSettings | None, path: str) -> list[PlanProblem]:
-    if settings is None or settings.activation_max_duration is None:
+    if settings is None:
         return []
+    problems: list[PlanProblem] = []
     duration = settings.activation_max_duration
-    if duration > MAX_ACTIVATION:
-        return [PlanProblem(f"{path}.activation_max_duration", "must be at most 24 hours (PT24H)")]
-    if duration < MIN_ACTIVATION:
-        return [
+    if duration is not None and duration > MAX_ACTIVATION:
+        problems.append(
+            PlanProblem(f"{path}.activation_max_duration", "must be at most 24 hours (PT24H)")
+        )
+    elif duration is not None and duration < MIN_ACTIVATION:
+        problems.append(
             PlanProblem(f"{path}.activation_max_duration", "must be at least 30 minutes (PT30M)")
-        ]
-    return []
+        )
+    eligible = settings.eligible_expiration
+    if eligible is not None and eligible < MIN_SCHEDULE_SPAN:
+        problems.append(
+            PlanProblem(
+                f"{path}.eligible_expiration",
+                "must be at least 5 minutes (PT5M): Graph refuses a schedule whose start and "
+                "end are closer",
+            )
+        )
+    return problems
 
 
 def _check_roles(spec: PlanSpec) -> list[PlanProblem]:

@@ -5,13 +5,14 @@ make a conversion or a rollback impossible. A failed check refuses ``start``."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 from app.db.models import Plan, Tenant
 from app.domain.plan import (
+    ApplyRoleSettingsStep,
     ConvertCohortStep,
     CreateAccessReviewsStep,
     PlanSpec,
@@ -23,7 +24,9 @@ from app.domain.rules import (
     ENABLEMENT_ADMIN_ASSIGNMENT,
     ENABLEMENT_ADMIN_ELIGIBILITY,
     EXPIRATION_ADMIN_ASSIGNMENT,
+    RuleConflictError,
     admin_mfa_blockers,
+    desired_activation_rules,
     eligibility_expiration,
 )
 from app.domain.tenant import Binding, CommsSettings, GroupBinding, RoleOwnersBinding
@@ -202,6 +205,14 @@ async def _permissions(client: GraphClient, spec: PlanSpec, comms: CommsSettings
                 lambda: client.probe_write("POST", f"/users/{comms.sender}/sendMail"),
             )
         )
+    if any(phase.health_gates for phase in spec.phases):
+        wanted.append(
+            (
+                "read the audit log for health gates",
+                "AuditLog.Read.All",
+                lambda: _first(client.iter_directory_audits(category="RoleManagement")),
+            )
+        )
     checks = []
     for label, permission, call in wanted:
         ok = await _probe(call)
@@ -213,6 +224,12 @@ async def _permissions(client: GraphClient, spec: PlanSpec, comms: CommsSettings
             )
         )
     return checks
+
+
+async def _first(items: AsyncIterator[object]) -> object | None:
+    async for item in items:
+        return item
+    return None
 
 
 # A policy that does not exist: answered 404 after authorization, and nothing can change.
@@ -337,6 +354,9 @@ async def _role_settings(client: GraphClient, spec: PlanSpec) -> list[Check]:
                 )
             )
         target = spec.role(uuid.UUID(role_id))
+        conflict = _settings_conflict(spec, uuid.UUID(role_id), rules)
+        if conflict:
+            checks.append(Check("role_settings", False, f"{name}: {conflict}"))
         _, note = eligibility_expiration(
             rules, target.settings.eligible_expiration if target else None
         )
@@ -351,6 +371,22 @@ async def _role_settings(client: GraphClient, spec: PlanSpec) -> list[Check]:
             )
         )
     return checks
+
+
+def _settings_conflict(spec: PlanSpec, role_id: uuid.UUID, rules: Mapping[str, Any]) -> str | None:
+    """What Graph would refuse when a settings step reaches this role, e.g. MFA on a role
+    that asks for an authentication context (found now rather than mid-phase)."""
+    target = spec.role(role_id)
+    if target is None:
+        return None
+    for phase in spec.phases:
+        for step in phase.steps:
+            if isinstance(step, ApplyRoleSettingsStep) and role_id in spec.role_ids(step.roles):
+                try:
+                    desired_activation_rules(rules, target.settings.merged(step.settings))
+                except RuleConflictError as exc:
+                    return f"phase {phase.key}: {exc}"
+    return None
 
 
 async def _bindings(

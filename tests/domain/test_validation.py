@@ -84,6 +84,14 @@ class TestRefusals:
         data["phases"][1]["steps"][0]["settings"]["activation_max_duration"] = value
         assert reason in _problems(data)["phases[1].steps[0].settings.activation_max_duration"]
 
+    def test_eligible_expiration_shorter_than_graphs_minimum(self) -> None:
+        data = plan_data()
+        data["roles"][0]["settings"] = {"eligible_expiration": "PT4M"}
+        data["phases"][1]["steps"][0]["settings"]["eligible_expiration"] = "PT5M"
+        problems = _problems(data)
+        assert "at least 5 minutes" in problems["roles[0].settings.eligible_expiration"]
+        assert "phases[1].steps[0].settings.eligible_expiration" not in problems
+
     def test_ga_approval_with_one_approver(self) -> None:
         data = plan_data()
         data["phases"][3]["steps"][0]["rules"][0]["min_approvers"] = 1
