@@ -20,14 +20,25 @@ R = TypeVar("R")
 async def gather_bounded(
     items: Iterable[T], work: Callable[[T], Awaitable[R]], *, limit: int = 8
 ) -> list[R]:
-    """Run ``work`` over ``items`` with at most ``limit`` at once, results in input order."""
+    """Run ``work`` over ``items`` with at most ``limit`` at once, results in input order.
+
+    When one fails, the others are cancelled before the error is raised: a caller that gives up
+    (a lost lease, a failed phase) leaves no work running behind it.
+    """
     gate = asyncio.Semaphore(limit)
 
     async def one(item: T) -> R:
         async with gate:
             return await work(item)
 
-    return list(await asyncio.gather(*(one(item) for item in items)))
+    tasks = [asyncio.ensure_future(one(item)) for item in items]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def permanent_holdings(

@@ -197,6 +197,11 @@ class PhaseUndo:
                     return
                 decision = decide_remove_active(active_now=value is not None)
                 if decision.verdict is Verdict.not_needed:
+                    if _given_back_outside(session, original):
+                        self.result.drift.append(
+                            f"{_who(undo)}: the Active assignment was given back outside the "
+                            "plan since; left as it is"
+                        )
                     self._settle(session, original.id, EntryStatus.not_needed)
                     continue
                 entry, _ = open_intent(
@@ -551,6 +556,14 @@ class PhaseUndo:
                 self._settle(session, original.id, EntryStatus.reverted)
         if still_there:
             self._fail(f"deleting review {name} failed: it is still there")
+
+
+def _given_back_outside(session: Any, removal: JournalEntry) -> bool:
+    """The plan removed this Active assignment and no rollback of ours re-created it, yet it is
+    there: someone else gave it back (invariant 4: drift, reported and left alone)."""
+    if removal.status != EntryStatus.applied.value:
+        return False  # the removal may never have happened
+    return JournalRepository(session).get_by_key(rollback_key(removal.idempotency_key)) is None
 
 
 def _first_error(*candidates: object) -> GraphError | None:
