@@ -203,6 +203,13 @@ def _guard(status: PlanStatus, event: Event, phase_key: str | None) -> str | Non
             return f"phase {phase_key!r} is not waiting at a manual gate"
         if any(p.state is PhaseState.running for p in phases):
             return "another phase is running"
+    if event is Event.resume and any(p.state is PhaseState.rolled_back for p in phases):
+        # Its work items and journal keys are spent: running it again would skip everything.
+        undone = ", ".join(p.key for p in phases if p.state is PhaseState.rolled_back)
+        return (
+            f"phases rolled back ({undone}) cannot run again; roll back the rest or abort, "
+            "and create a new plan to redo them"
+        )
     if event is Event.retry and not any(p.state is PhaseState.failed for p in phases):
         return "no phase has failed"
     if event is Event.tick and not phases:

@@ -315,6 +315,8 @@ def record_transition(
                 phase.due_at = now + phase_spec.starts_after
     if transition.to_state in machine.FINISHED_PLAN_STATES:
         fields["finished_at"] = now
+    # A failed plan says why on the plan itself; any later move starts from a clean slate.
+    fields["status_reason"] = reason if transition.to_state is PlanState.failed else None
     moved = PlanRepository(session).compare_and_set_version(
         plan.id,
         expected=plan.version,

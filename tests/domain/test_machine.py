@@ -124,6 +124,16 @@ class TestGuards:
         assert isinstance(moved, Transition)
         assert moved.status.phase("feedback").state is PhaseState.running  # type: ignore[union-attr]
 
+    def test_resume_after_a_partial_rollback_is_refused(self) -> None:
+        phases = (
+            PhaseStatus("pilot", PhaseState.completed),
+            PhaseStatus("wave-2", PhaseState.rolled_back),
+        )
+        refusal = apply(_status(PlanState.paused, phases), Event.resume)
+        assert isinstance(refusal, Refusal)
+        assert refusal.reason.startswith("phases rolled back (wave-2) cannot run again")
+        assert refusal.allowed_events == (Event.abort, Event.rollback)
+
     def test_later_phase_cannot_begin_before_earlier_completes(self) -> None:
         phases = (PhaseStatus("a", PhaseState.running), PhaseStatus("b", PhaseState.due))
         refusal = apply(_status(PlanState.running, phases), Event.begin, phase_key="b")
