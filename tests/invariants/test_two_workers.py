@@ -48,6 +48,38 @@ def _wait(session_factory: SessionFactory, plan_id: str, states: set[str], secon
     return state
 
 
+def _lease_holder(session_factory: SessionFactory, plan_id: str) -> str | None:
+    with session_factory() as session:
+        lease = session.exec(select(Lease).where(Lease.name == f"plan:{plan_id}")).first()
+        return lease.holder if lease is not None else None
+
+
+def _wait_for_conversion_under_lease(
+    session_factory: SessionFactory, plan_id: str, seconds: float
+) -> str:
+    """The worker holding the plan once some, but not all, conversions are done."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with session_factory() as session:
+            states = Counter(i.state for i in WorkItemRepository(session).list_items(plan_id))
+        holder = _lease_holder(session_factory, plan_id)
+        if holder and states["done"] > 0 and states["pending"] > 0:
+            return holder
+        time.sleep(0.05)
+    raise AssertionError("the conversion never got under way")
+
+
+def _wait_for_holder(
+    session_factory: SessionFactory, plan_id: str, worker_id: str, seconds: float
+) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if _lease_holder(session_factory, plan_id) == worker_id:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 class TestTwoWorkers:
     def test_no_item_done_twice(
         self, standalone_sim: Sim, database_url: str, session_factory: SessionFactory
@@ -59,13 +91,18 @@ class TestTwoWorkers:
         first = start_worker(database_url, "worker-a", seconds=120)
         second = start_worker(database_url, "worker-b", seconds=120)
         try:
-            time.sleep(1.5)
-            with session_factory() as session:
-                lease = session.exec(select(Lease).where(Lease.name == f"plan:{plan_id}")).first()
-            holder = first if lease is not None and lease.holder == "worker-a" else second
+            holder_id = _wait_for_conversion_under_lease(session_factory, plan_id, 60)
+            holder, other_id = (
+                (first, "worker-b") if holder_id == "worker-a" else (second, "worker-a")
+            )
             holder.send_signal(signal.SIGSTOP)  # a stall longer than the 4 s lease
-            time.sleep(6)
-            holder.send_signal(signal.SIGCONT)
+            try:
+                assert _wait_for_holder(session_factory, plan_id, other_id, 30), (
+                    f"{other_id} never took the plan over from the stalled {holder_id}"
+                )
+                time.sleep(1)  # let the new holder work while the old one still believes
+            finally:
+                holder.send_signal(signal.SIGCONT)
             assert _wait(session_factory, plan_id, {"completed", "failed"}, 120) == "completed"
         finally:
             for worker in (first, second):
