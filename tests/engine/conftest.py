@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,13 +132,19 @@ def graph_settings() -> GraphSettings:
     return GraphSettings(request_timeout_seconds=5, total_deadline_seconds=30)
 
 
-@pytest.fixture
-async def rig(
-    session_factory: SessionFactory, sim_size: tuple[int, int], graph_settings: GraphSettings
+@asynccontextmanager
+async def assemble_rig(
+    session_factory: SessionFactory,
+    graph_settings: GraphSettings,
+    state: SimState,
+    sim_app: Starlette,
+    clock: FakeClock,
+    *,
+    worker_id: str = "test-worker",
+    tenant_name: str = "Contoso (simulated)",
+    min_change_interval_seconds: float = 0,
 ) -> AsyncIterator[Rig]:
-    users, admins = sim_size
-    state, sim_app = make_rig_parts(users, admins, seed=11)
-    clock = FakeClock()
+    """An engine and a tenant row wired to ``sim_app``; the Graph clients close afterwards."""
     factory = GraphClientFactory(
         graph_settings,
         transport_for=lambda _url: httpx.ASGITransport(app=sim_app),
@@ -148,7 +155,7 @@ async def rig(
         graph_factory=factory,
         secret_box=box,
         clock=clock,
-        worker_id="test-worker",
+        worker_id=worker_id,
         sleeper=_no_sleep,
     )
     async with httpx.AsyncClient(
@@ -158,15 +165,27 @@ async def rig(
         spec = TenantSpec.model_validate(
             {
                 **profile,
-                "name": "Contoso (simulated)",
+                "name": tenant_name,
                 "graph_base_url": SIM_URL,
-                "graph_limits": {"min_change_interval_seconds": 0},
+                "graph_limits": {"min_change_interval_seconds": min_change_interval_seconds},
             }
         )
         with unit_of_work(session_factory) as session:
             tenant = tenants.create_tenant(session, spec=spec, box=box, now=clock.now())
         yield Rig(ectx, sim_app, state, http, tenant.id, clock)
     await factory.aclose_all()
+
+
+@pytest.fixture
+async def rig(
+    session_factory: SessionFactory, sim_size: tuple[int, int], graph_settings: GraphSettings
+) -> AsyncIterator[Rig]:
+    users, admins = sim_size
+    state, sim_app = make_rig_parts(users, admins, seed=11)
+    async with assemble_rig(
+        session_factory, graph_settings, state, sim_app, FakeClock()
+    ) as assembled:
+        yield assembled
 
 
 TERMINAL = {

@@ -12,12 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 
 from app.db.models import JournalEntry, WorkItem
 from app.db.repos.journal import JournalRepository
 from app.db.repos.work_items import WorkItemRepository
-from app.db.session import SessionFactory, unit_of_work
+from app.db.session import SessionFactory
 from app.domain.drift import AssignmentSource, DriftKind
 from app.domain.roles import (
     APPLICATION_ADMINISTRATOR,
@@ -25,23 +24,19 @@ from app.domain.roles import (
     PRIVILEGED_ROLE_ADMINISTRATOR,
     USER_ADMINISTRATOR,
 )
-from app.domain.tenant import TenantSpec
 from app.engine import actions
-from app.engine.context import EngineContext
 from app.engine.monitoring import collect_now
 from app.engine.tick import tick
-from app.graph.factory import GraphClientFactory
 from app.problems import InvalidInputError, PreflightFailedError
 from app.services import tenants
 from app.services.monitoring.reports import plan_drift
 from app.services.plans import PlanView
-from app.services.secrets import SecretBox
 from app.settings import GraphSettings, MonitoringSettings
 from app.simulator.app import create_simulator_app
 from app.simulator.faults import SimLimits
 from app.simulator.seed import generate_tenant
 from app.simulator.state import DEFAULT_GRANTED_PERMISSIONS
-from tests.engine.conftest import SIM_URL, Rig
+from tests.engine.conftest import Rig, assemble_rig
 from tests.engine.helpers import eligible, no_lockout, permanent_active, rules_of
 from tests.factories import FakeClock
 
@@ -167,10 +162,6 @@ class SharedClock:
         return 1000.0 + (self._clock.now() - self._origin).total_seconds()
 
 
-async def _no_sleep(_seconds: float) -> None:
-    return None
-
-
 @pytest.fixture
 def tenant_interval() -> float:
     """What the tenant row tells the engine about Graph's minimum interval between changes."""
@@ -186,34 +177,17 @@ async def paced_rig(
     # Graph's real rule (5 minutes); throttling off because this clock only moves when told to.
     limits = SimLimits(min_change_interval_seconds=300, throttling=False)
     sim_app = create_simulator_app(state, limits=limits, clock=SharedClock(clock))
-    factory = GraphClientFactory(
-        graph_settings, transport_for=lambda _url: httpx.ASGITransport(app=sim_app)
-    )
-    box = SecretBox(Fernet.generate_key())
-    ectx = EngineContext(
-        session_factory=session_factory,
-        graph_factory=factory,
-        secret_box=box,
-        clock=clock,
+    async with assemble_rig(
+        session_factory,
+        graph_settings,
+        state,
+        sim_app,
+        clock,
         worker_id="paced-worker",
-        sleeper=_no_sleep,
-    )
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=sim_app), base_url="http://sim.test"
-    ) as http:
-        profile = (await http.get("/_sim/profile")).json()
-        spec = TenantSpec.model_validate(
-            {
-                **profile,
-                "name": "Contoso (paced)",
-                "graph_base_url": SIM_URL,
-                "graph_limits": {"min_change_interval_seconds": tenant_interval},
-            }
-        )
-        with unit_of_work(session_factory) as session:
-            tenant = tenants.create_tenant(session, spec=spec, box=box, now=clock.now())
-        yield Rig(ectx, sim_app, state, http, tenant.id, clock)
-    await factory.aclose_all()
+        tenant_name="Contoso (paced)",
+        min_change_interval_seconds=tenant_interval,
+    ) as assembled:
+        yield assembled
 
 
 # --- service principals ----------------------------------------------------------------------
