@@ -11,7 +11,7 @@ from app.domain.cohort import Holding, PrincipalType
 from app.domain.plan import PrincipalRef
 from app.domain.tenant import Binding, GroupBinding, RoleOwnersBinding, UsersBinding
 from app.graph.client import GraphClient
-from app.graph.errors import GraphNotFoundError
+from app.graph.errors import GraphError, GraphNotFoundError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -71,15 +71,13 @@ async def permanent_holdings(
 
     per_role = await gather_bounded(role_ids, for_role, limit=limit)
     holdings = [holding for holdings in per_role for holding in holdings]
-    consumer = await microsoft_account_users(client, holdings, limit=limit)
+    consumer = await microsoft_account_users(client, holdings)
     return [
         replace(h, microsoft_account=True) if h.principal_id in consumer else h for h in holdings
     ]
 
 
-async def microsoft_account_users(
-    client: GraphClient, holdings: Sequence[Holding], *, limit: int = 8
-) -> set[str]:
+async def microsoft_account_users(client: GraphClient, holdings: Sequence[Holding]) -> set[str]:
     """Users among the holders who sign in with a personal Microsoft account.
 
     Such accounts are always external (``#EXT#`` in the UPN), so only those are looked up;
@@ -93,15 +91,16 @@ async def microsoft_account_users(
         }
     )
 
-    async def is_consumer(principal_id: str) -> bool:
-        try:
-            user = await client.get_user(principal_id, select=("id", "userType", "identities"))
-        except GraphNotFoundError:
-            return False
-        return user.signs_in_with_microsoft_account
-
-    flags = await gather_bounded(candidates, is_consumer, limit=limit)
-    return {pid for pid, flag in zip(candidates, flags, strict=True) if flag}
+    found = await client.get_users(candidates, select=("id", "userType", "identities"))
+    consumer: set[str] = set()
+    for principal_id, user in found.items():
+        if isinstance(user, GraphNotFoundError):
+            continue  # not a user after all (or gone): nothing to keep
+        if isinstance(user, GraphError):
+            raise user
+        if user.signs_in_with_microsoft_account:
+            consumer.add(principal_id)
+    return consumer
 
 
 async def eligible_principals(client: GraphClient, role_id: str) -> dict[tuple[str, str], str]:

@@ -52,6 +52,7 @@ from app.graph.models import (
 from app.graph.requester import (
     Bucket,
     GraphRequester,
+    encode_query,
     json_object,
     odata_datetime,
     odata_filter,
@@ -509,6 +510,31 @@ class GraphClient:
         asks for properties Graph does not return by default, such as ``identities``."""
         params = {"$select": ",".join(select)} if select else None
         return _parse(User, await self._get(f"/users/{path_segment(id_or_upn)}", params))
+
+    async def get_users(
+        self, ids: Sequence[str], *, select: Sequence[str] | None = None
+    ) -> dict[str, User | GraphError]:
+        """Several users by object id, twenty per ``$batch`` round trip: each id's user or the
+        error Graph answered for it (``GraphNotFoundError`` for an id that is not a user)."""
+        query = "?" + encode_query({"$select": ",".join(select)}) if select else ""
+        unique = list(dict.fromkeys(ids))
+        answers = await self.batch(
+            [
+                BatchRequest(id=str(index), method="GET", url=f"/users/{path_segment(id)}{query}")
+                for index, id in enumerate(unique)
+            ]
+        )
+        found: dict[str, User | GraphError] = {}
+        for index, id in enumerate(unique):
+            answer = answers[str(index)]
+            if answer.error is not None:
+                found[id] = answer.error
+                continue
+            try:
+                found[id] = _parse(User, answer.json_object())
+            except GraphUnexpectedResponseError as exc:
+                found[id] = exc
+        return found
 
     async def get_group(self, id: str) -> Group:
         """A group by object id."""

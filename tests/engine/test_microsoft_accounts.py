@@ -3,15 +3,19 @@ would lock them out (domain facts). Other guests are converted like everyone els
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlmodel import select
 
 from app.db.models import WorkItem
-from app.domain.cohort import MICROSOFT_ACCOUNT_REASON
+from app.domain.cohort import MICROSOFT_ACCOUNT_REASON, Holding
 from app.domain.roles import GLOBAL_ADMINISTRATOR
 from app.engine.actions import start
+from app.engine.live import microsoft_account_users
+from app.graph.client import GraphClient
+from app.graph.errors import GraphError, GraphForbiddenError, GraphNotFoundError
+from app.graph.models import User
 from tests.engine.conftest import TERMINAL, Rig
 from tests.engine.helpers import eligible, permanent_active
 from tests.factories import plan_data
@@ -70,3 +74,53 @@ async def test_personal_microsoft_account_keeps_standing_access(rig: Rig) -> Non
     assert items[consumer.id].state == "skipped"
     assert items[consumer.id].last_error == MICROSOFT_ACCOUNT_REASON
     assert items[business.id].state == "done"
+
+
+class _DirectoryAnswers:
+    """Stands in for the Graph client's batched user lookup."""
+
+    def __init__(self, answers: dict[str, User | GraphError]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+
+    async def get_users(
+        self, ids: list[str], *, select: tuple[str, ...] | None = None
+    ) -> dict[str, User | GraphError]:
+        assert select is not None
+        assert "identities" in select
+        self.asked += ids
+        return {i: self.answers[i] for i in ids}
+
+
+def _holding(principal_id: str, upn: str) -> Holding:
+    return Holding(principal_id, "user", GLOBAL_ADMINISTRATOR, "/", f"a-{principal_id}", None, upn)
+
+
+async def test_only_external_users_are_looked_up_and_a_vanished_one_is_no_consumer() -> None:
+    directory = _DirectoryAnswers(
+        {
+            "guest": User.model_validate(
+                {"id": "guest", "userType": "Guest", "identities": MICROSOFT_ACCOUNT}
+            ),
+            "gone": GraphNotFoundError("Resource 'gone' does not exist", status=404),
+        }
+    )
+    holdings = [
+        _holding("guest", "g_outlook.com#EXT#@contoso.onmicrosoft.com"),
+        _holding("gone", "x_live.com#EXT#@contoso.onmicrosoft.com"),
+        _holding("member", "member@contoso.com"),
+    ]
+    found = await microsoft_account_users(cast(GraphClient, directory), holdings)
+    assert found == {"guest"}
+    assert sorted(directory.asked) == ["gone", "guest"]
+
+
+async def test_an_unreadable_user_stops_the_cohort_read() -> None:
+    """Not knowing whether an admin can do MFA must not end in converting them anyway."""
+    denied = GraphForbiddenError("Insufficient privileges", status=403)
+    directory = _DirectoryAnswers({"guest": denied})
+    with pytest.raises(GraphForbiddenError):
+        await microsoft_account_users(
+            cast(GraphClient, directory),
+            [_holding("guest", "g_outlook.com#EXT#@contoso.onmicrosoft.com")],
+        )

@@ -27,6 +27,7 @@ from app.graph.models import (
     ScheduleRequest,
     ScheduleRequestAction,
     ScheduleRequestCreate,
+    User,
     entra_id_p2_capacity,
     has_entra_id_p2,
 )
@@ -399,6 +400,25 @@ class TestDirectoryAndLicensing:
         assert not (await client.get_user(other.id, select=wanted)).signs_in_with_microsoft_account
         # Without $select Graph leaves identities out, so nothing can be concluded from it.
         assert (await client.get_user(guest.id)).identities == []
+
+    async def test_many_users_in_batches(self, sim: SimTenant, client: GraphClient) -> None:
+        guests = [u for u in sim.state.users.values() if u.user_type == "Guest"][:2]
+        guests[0].identities = [
+            {"signInType": "federated", "issuer": "MicrosoftAccount", "issuerAssignedId": None}
+        ]
+        members = [u.id for u in sim.state.users.values() if u.user_type == "Member"][:25]
+        missing = "00000000-0000-0000-0000-00000000dead"
+        ids = [g.id for g in guests] + members + [missing, guests[0].id]
+        found = await client.get_users(ids, select=("id", "identities"))
+        assert set(found) == set(ids)  # one answer per distinct id, across two batches
+        first = found[guests[0].id]
+        assert isinstance(first, User)
+        assert first.signs_in_with_microsoft_account
+        second = found[guests[1].id]
+        assert isinstance(second, User)
+        assert not second.signs_in_with_microsoft_account
+        assert all(isinstance(found[m], User) and found[m].id == m for m in members)
+        assert isinstance(found[missing], GraphNotFoundError)
 
     async def test_unknown_user(self, client: GraphClient) -> None:
         with pytest.raises(GraphNotFoundError):

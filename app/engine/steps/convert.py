@@ -96,12 +96,22 @@ class ConvertCohort:
             materialized = (
                 WorkItemRepository(session).count(sc.plan_id, sc.phase.key, sc.step_index) > 0
             )
-        if not materialized:
-            try:
-                await self._materialize(sc, step, roles)
-            except GraphError as exc:
-                return StepResult.failed(f"reading the cohort failed: {_error_text(exc)}")
-        result = await self._convert(sc, step, roles)
+        # The role settings are read while the cohort is: both are round trips before any write.
+        expirations = asyncio.ensure_future(self._expirations(sc, roles))
+        try:
+            if not materialized:
+                try:
+                    await self._materialize(sc, step, roles)
+                except GraphError as exc:
+                    return StepResult.failed(f"reading the cohort failed: {_error_text(exc)}")
+            durations = await expirations
+        finally:
+            if not expirations.done():
+                expirations.cancel()
+                await asyncio.gather(expirations, return_exceptions=True)
+        if isinstance(durations, StepResult):
+            return durations
+        result = await self._convert(sc, step, roles, durations)
         if result is not None:
             return result
         with sc.engine.session_factory() as session:
@@ -121,24 +131,35 @@ class ConvertCohort:
     ) -> None:
         """Fix the step's items once, so a retry or a restart works on exactly the same set."""
         limit = sc.limits.max_concurrency
-        holdings = await permanent_holdings(sc.client, roles, limit=limit)
-        cohort: set[str] | None = None
-        if step.cohort.binding is not None:
-            cohort = await binding_members(sc.client, sc.bindings[step.cohort.binding])
-        elif step.cohort.principals is not None:
-            cohort = {str(p) for p in step.cohort.principals}
+        binding = step.cohort.binding
+
+        async def cohort_members() -> set[str] | None:
+            if binding is not None:
+                return await binding_members(sc.client, sc.bindings[binding])
+            if step.cohort.principals is not None:
+                return {str(p) for p in step.cohort.principals}
+            return None
+
+        # Three independent reads, each a few round trips: run them at once.
+        holdings_task = asyncio.ensure_future(permanent_holdings(sc.client, roles, limit=limit))
+        cohort_task = asyncio.ensure_future(cohort_members())
+        eligible_task = asyncio.ensure_future(
+            gather_bounded(roles, lambda r: eligible_principals(sc.client, r), limit=limit)
+        )
+        reads = (holdings_task, cohort_task, eligible_task)
+        try:
+            await asyncio.gather(*reads)
+        finally:
+            for task in reads:
+                task.cancel()
+            await asyncio.gather(*reads, return_exceptions=True)
         selected, excluded = select_conversions(
-            holdings, roles_in_order=roles, cohort=cohort, break_glass=set(sc.break_glass)
+            holdings_task.result(),
+            roles_in_order=roles,
+            cohort=cohort_task.result(),
+            break_glass=set(sc.break_glass),
         )
-        eligible_by_role = dict(
-            zip(
-                roles,
-                await gather_bounded(
-                    roles, lambda r: eligible_principals(sc.client, r), limit=limit
-                ),
-                strict=True,
-            )
-        )
+        eligible_by_role = dict(zip(roles, eligible_task.result(), strict=True))
         now = sc.engine.clock.now()
         rows: list[WorkItem] = []
         preexisting: list[tuple[Selected, str]] = []
@@ -239,15 +260,16 @@ class ConvertCohort:
         return durations
 
     async def _convert(
-        self, sc: StepContext, step: ConvertCohortStep, roles: list[str]
+        self,
+        sc: StepContext,
+        step: ConvertCohortStep,
+        roles: list[str],
+        durations: dict[str, timedelta | None],
     ) -> StepResult | None:
         """Work through the items in rounds; failed attempts are retried in the next round.
 
         Chunks are formed per role and queued in the plan's role order; several run at once.
         """
-        durations = await self._expirations(sc, roles)
-        if isinstance(durations, StepResult):
-            return durations
         rounds = 0
         while True:
             reason = sc.stop_reason()
@@ -267,18 +289,23 @@ class ConvertCohort:
             if rounds:
                 await sc.engine.sleeper(min(2.0 * rounds, 10.0))
             rounds += 1
-            keep = await self._last_holders_to_keep(sc, todo)
             size = sc.engine.batch_size
             chunks: list[list[WorkItem]] = []
             for role_id in roles:
                 mine = [i for i in todo if i.role_definition_id == role_id]
                 chunks += [mine[i : i + size] for i in range(0, len(mine), size)]
+            # Who must keep Active is only needed before the first removal: read it meanwhile.
+            keep = asyncio.ensure_future(self._last_holders_to_keep(sc, todo))
 
-            async def work(chunk: list[WorkItem], keep: set[int] = keep) -> None:
+            async def work(chunk: list[WorkItem], keep: asyncio.Future[set[int]] = keep) -> None:
                 duration = durations[chunk[0].role_definition_id]
                 await self._process_chunk(sc, step, chunk, duration, keep)
 
-            await gather_bounded(chunks, work, limit=sc.limits.max_concurrency)
+            try:
+                await gather_bounded(chunks, work, limit=sc.limits.max_concurrency)
+            finally:
+                keep.cancel()
+                await asyncio.gather(keep, return_exceptions=True)
 
     async def _last_holders_to_keep(self, sc: StepContext, todo: list[WorkItem]) -> set[int]:
         """PIM refuses to remove the last active Global/Privileged Role Administrator.
@@ -309,7 +336,7 @@ class ConvertCohort:
         step: ConvertCohortStep,
         chunk: list[WorkItem],
         duration: timedelta | None,
-        keep: set[int],
+        last_holders: asyncio.Future[set[int]],
     ) -> None:
         if sc.stop_reason():
             return
@@ -324,6 +351,12 @@ class ConvertCohort:
                 if outcomes.get(i.id or 0, _Outcome(0, None)).state
                 is WorkItemState.eligible_created
             ]
+        if not ready:
+            return
+        keep: set[int] = set()
+        if chunk[0].role_definition_id in LAST_ACTIVE_PROTECTED:
+            # Shielded: this chunk being cancelled must not cancel the read the others share.
+            keep = await asyncio.shield(last_holders)
         kept = [i for i in ready if (i.id or 0) in keep]
         if kept:
             self._record(sc, kept, {i.id or 0: _kept_active(i) for i in kept})
