@@ -18,6 +18,7 @@ from app.domain.machine import Event, Gate, PhaseState, PlanState
 from app.domain.plan import HealthGate, PlanSpec
 from app.domain.tenant import AutomationSettings, CommsSettings, GraphLimits
 from app.domain.windows import progression_window
+from app.engine.baseline_diff import standing_access_since_baseline
 from app.engine.context import EngineContext, Lease, LeaseLostError, claim_plan, fenced, release
 from app.engine.gates import GateCheck, GateEvaluator, GateVerdict
 from app.engine.health_gates import monitoring_gates
@@ -33,6 +34,8 @@ log = get_logger(__name__)
 
 ACTIVE_STATES = (PlanState.scheduled.value, PlanState.running.value, PlanState.rolling_back.value)
 MAX_MOVES_PER_TICK = 50
+SHOWN_NEW_ACCESS = 5
+"""How many assignments made outside the plan the final rollback reason names."""
 
 
 async def tick(ectx: EngineContext, *, gates: GateEvaluator = monitoring_gates) -> None:
@@ -346,8 +349,26 @@ class PlanDriver:
             if not self._move(Event.roll_back_phase, phase_key=phase.key, phase_reason=reason):
                 return
         final = Event.partial_rollback_finished if target is not None else Event.rollback_finished
+        unexplained = ""
+        if target is None:
+            try:
+                added = await standing_access_since_baseline(
+                    self.ectx, client, plan, limit=limits.max_concurrency
+                )
+            except GraphError as exc:
+                added = []
+                unexplained = f"; could not check for standing access added since: {exc}"
+            drift += added
+            if added:
+                shown = "; ".join(added[:SHOWN_NEW_ACCESS])
+                more = len(added) - SHOWN_NEW_ACCESS
+                unexplained = f"; not in the baseline: {shown}" + (
+                    f"; and {more} more" if more > 0 else ""
+                )
         self._move(
             final,
-            reason="rollback finished" + (f" (drift left alone: {len(drift)})" if drift else ""),
+            reason="rollback finished"
+            + (f" (drift left alone: {len(drift)})" if drift else "")
+            + unexplained,
         )
         self._note(phase_key=None, reason=None)

@@ -22,10 +22,14 @@ from app.domain.journal import Operation, rule_key
 from app.domain.roles import USER_ADMINISTRATOR, role_name
 from app.domain.rules import EXPIRATION_ADMIN_ASSIGNMENT
 from app.domain.tenant import GraphLimits, TenantAuth
+from app.engine import tick as tick_module
+from app.engine.actions import start
+from app.engine.baseline_diff import NEW_STANDING_ACCESS
 from app.engine.context import EngineContext
 from app.engine.tick import tick
 from app.graph.auth import build_auth
 from app.graph.client import GraphClient
+from app.graph.errors import GraphError
 from app.graph.factory import GraphClientFactory
 from app.graph.models import parse_policy_rule
 from app.services import plans, tenants
@@ -284,7 +288,8 @@ class TestDrift:
     ) -> None:
         before = await rig.sim("GET", "/_sim/state")
         plan_id = rig.create_plan(spec=two_wave_spec())
-        rig.act(plan_id, "start")
+        # Through the engine's start, so the plan has its baseline.
+        await start(rig.ectx, plan_id=plan_id, actor="tester", reason=None, expected_version=None)
         await drive(rig, rig.ectx, plan_id, {"completed", "failed"})
         assert rig.view(plan_id).row.state == "completed"
         converted = sorted(keys_in(work_items(rig, plan_id, "wave-2"), "done"))
@@ -312,7 +317,9 @@ class TestDrift:
         )
         # Someone makes a brand-new admin, a user the plan never saw.
         assigned = {a["principal_id"] for a in before["active_assignments"]}
-        newcomer = next(u["id"] for u in before["users"] if u["id"] not in assigned)
+        newcomer, newcomer_upn = next(
+            (u["id"], u["user_principal_name"]) for u in before["users"] if u["id"] not in assigned
+        )
         newcomer_role = TARGETS[-2]
         added = await rig.sim(
             "POST",
@@ -352,7 +359,12 @@ class TestDrift:
             f"{regained} / {role_name(regained_role)}: "
             "the Active assignment was given back outside the plan since; left as it is"
         ) in wave.row.status_reason
-        assert history(rig, plan_id)[-1].reason == "rollback finished (drift left alone: 2)"
+        # The newcomer isn't in the journal, but the final report still names them against
+        # the baseline, so every difference from it is on record.
+        assert history(rig, plan_id)[-1].reason == (
+            "rollback finished (drift left alone: 3); not in the baseline: "
+            f"{newcomer_upn} / {role_name(newcomer_role)}: {NEW_STANDING_ACCESS}"
+        )
         settled = {
             (e.operation, e.target.get("principal_id"), e.target["role_id"]): e.status
             for e in journal(rig, plan_id)
@@ -362,6 +374,50 @@ class TestDrift:
         }
         # Nothing to undo for the Active assignment someone else gave back.
         assert settled[(Operation.remove_active.value, regained, regained_role)] == "not_needed"
+
+    async def test_many_newcomers_are_counted_past_the_few_named(self, rig: Rig) -> None:
+        plan_id = rig.create_plan(spec=two_wave_spec())
+        await start(rig.ectx, plan_id=plan_id, actor="tester", reason=None, expected_version=None)
+        await drive(rig, rig.ectx, plan_id, {"completed", "failed"})
+        state = await rig.sim("GET", "/_sim/state")
+        assigned = {a["principal_id"] for a in state["active_assignments"]}
+        newcomers = [u for u in state["users"] if u["id"] not in assigned][:7]
+        for user in newcomers:
+            await rig.sim(
+                "POST",
+                "/_sim/assignments",
+                json={"principal_id": user["id"], "role_definition_id": TARGETS[0]},
+            )
+
+        rig.act(plan_id, "rollback", reason="undo the rollout")
+        view = await drive(rig, rig.ectx, plan_id, {"rolled_back", "failed"})
+        assert view.row.state == "rolled_back", view.row.status_reason
+
+        reason = history(rig, plan_id)[-1].reason or ""
+        assert reason.startswith("rollback finished (drift left alone: 7); not in the baseline: ")
+        assert reason.endswith("; and 2 more")
+        named = [u for u in newcomers if u["user_principal_name"] in reason]
+        assert len(named) == 5
+
+    async def test_an_unreadable_tenant_is_said_and_the_rollback_still_finishes(
+        self, rig: Rig, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        plan_id = rig.create_plan(spec=two_wave_spec())
+        await start(rig.ectx, plan_id=plan_id, actor="tester", reason=None, expected_version=None)
+        await drive(rig, rig.ectx, plan_id, {"completed", "failed"})
+
+        async def unreadable(*_args: Any, **_kwargs: Any) -> list[str]:
+            raise GraphError("the service is unavailable", status=503, code="serviceUnavailable")
+
+        monkeypatch.setattr(tick_module, "standing_access_since_baseline", unreadable)
+        rig.act(plan_id, "rollback", reason="undo the rollout")
+        view = await drive(rig, rig.ectx, plan_id, {"rolled_back", "failed"})
+
+        # What the journal knows is restored either way; the missing check is said, not hidden.
+        assert view.row.state == "rolled_back", view.row.status_reason
+        reason = history(rig, plan_id)[-1].reason or ""
+        assert reason.startswith("rollback finished; could not check for standing access added")
+        assert "the service is unavailable" in reason
 
 
 # -- 3. order of reference §6 ------------------------------------------------------------------
