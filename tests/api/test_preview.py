@@ -216,7 +216,7 @@ class TestPreview:
         assert stats["total"] > requests_before, "the preview reads the live tenant"
         assert {r["method"] for r in stats["by_route"]} == {"GET"}
 
-    @pytest.mark.parametrize("how", ["download", "query"])
+    @pytest.mark.parametrize("how", ["download", "query", "accept"])
     def test_csv_matches_the_json(
         self, client: TestClient, tokens: Headers, plan_id: str, how: str
     ) -> None:
@@ -224,6 +224,10 @@ class TestPreview:
         body = client.post(f"/api/v1/plans/{plan_id}/preview", headers=headers).json()
         if how == "download":
             response = client.get(f"/api/v1/plans/{plan_id}/preview.csv", headers=headers)
+        elif how == "accept":
+            response = client.post(
+                f"/api/v1/plans/{plan_id}/preview", headers={**headers, "Accept": "text/csv"}
+            )
         else:
             response = client.post(
                 f"/api/v1/plans/{plan_id}/preview", params={"format": "csv"}, headers=headers

@@ -3,7 +3,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import APIRouter, Body, Header, Query, Response, status
 
 from app.api.auth import RequireOperator, RequireViewer
 from app.api.deps import ContextDep, SessionDep
@@ -123,9 +123,15 @@ async def preview(
     plan_id: str,
     ctx: ContextDep,
     caller: RequireOperator,
-    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+    format: Annotated[str | None, Query(pattern="^(json|csv)$")] = None,
+    accept: Annotated[str | None, Header()] = None,
 ) -> Any:
-    """Dry run: per phase, exactly what would change. Reads the tenant; writes nothing."""
+    """Dry run: per phase, exactly what would change. Reads the tenant; writes nothing.
+
+    JSON unless ``format=csv`` or an ``Accept`` header that asks for ``text/csv``.
+    """
+    if format is None:
+        format = "csv" if accept and "text/csv" in accept.lower() else "json"
     ectx = EngineContext.from_app(ctx)
     with ctx.session_factory() as session:
         plan = plans.get_plan_row(session, plan_id)
@@ -143,7 +149,7 @@ async def preview(
 @router.get("/{plan_id}/preview.csv", response_model=None)
 async def preview_download(plan_id: str, ctx: ContextDep, caller: RequireOperator) -> Response:
     """The dry run as CSV, for sign-off by someone who does not use the tool."""
-    result = await preview(plan_id, ctx, caller, "csv")
+    result = await preview(plan_id, ctx, caller, format="csv")
     assert isinstance(result, Response)
     return result
 
