@@ -49,7 +49,8 @@ GRAPH_REQUESTS = Counter(
 )
 GRAPH_THROTTLED = Counter(
     f"{PREFIX}_graph_throttled",
-    "Answers from Graph with status 429 (the client then waits for Retry-After).",
+    "Answers from Graph with status 429, items inside a $batch included (the client then "
+    "waits for Retry-After).",
     ["bucket"],
     registry=REGISTRY,
 )
@@ -93,6 +94,9 @@ class GraphMetrics:
     def graph_transport_error(self, *, method: str, bucket: str, seconds: float) -> None:
         GRAPH_REQUESTS.labels(method, bucket, "transport_error").inc()
         GRAPH_LATENCY.labels(method, bucket).observe(seconds)
+
+    def graph_batch_items_throttled(self, *, bucket: str, items: int) -> None:
+        GRAPH_THROTTLED.labels(bucket).inc(items)
 
 
 def record_collection(result: str) -> None:

@@ -149,6 +149,31 @@ class TestScrape:
             value(before, answers[0], method="GET", bucket="reports", status="429") + 2
         )
 
+    async def test_throttled_items_inside_a_batch_are_counted(self, api: Api) -> None:
+        users = [u["id"] for u in (await api.rig.sim("GET", "/_sim/state"))["users"][:4]]
+        await api.rig.sim("PUT", "/_sim/faults", json={"ru_per_10s": 2})
+        client = GraphClient(
+            SIM_URL,
+            auth=_Bearer(),
+            transport=httpx.ASGITransport(app=api.rig.sim_app),
+            settings=GraphSettings(max_attempts=2),
+            limits=GraphLimits(),
+            sleeper=_no_sleep,
+        )
+        sent_before = (await api.rig.sim("GET", "/_sim/requests"))["throttled"]
+        _, before = await scrape(api)
+        # The $batch envelope is a 200; Graph throttles the items inside it one by one.
+        async with client:
+            found = await client.get_users(users, select=["id"])
+        assert any(isinstance(v, GraphError) for v in found.values())
+        _, after = await scrape(api)
+        sent = (await api.rig.sim("GET", "/_sim/requests"))["throttled"] - sent_before
+        assert sent >= 2
+        counted = value(after, "pim_rollout_graph_throttled_total", bucket="identity") - value(
+            before, "pim_rollout_graph_throttled_total", bucket="identity"
+        )
+        assert counted == sent
+
     async def test_nothing_identifying_or_secret(self, api: Api) -> None:
         await api.rig.collect()
         await api.http.get(api.url("drift"), headers=api.headers["viewer"])

@@ -203,7 +203,12 @@ async def _post_once(
         payload = json_object(response)
     except GraphError as exc:
         return {item.id: BatchResponse(item.id, None, {}, None, exc) for item in items}
-    return parse_batch_answers(payload, items, client_request_id=response.client_request_id)
+    answers = parse_batch_answers(payload, items, client_request_id=response.client_request_id)
+    # The envelope was a 200, so the requester saw no 429: Graph throttles each item on its own.
+    requester.observe_throttled_items(
+        Bucket.identity, sum(1 for answer in answers.values() if answer.status == 429)
+    )
+    return answers
 
 
 def parse_batch_answers(

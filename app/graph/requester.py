@@ -62,6 +62,8 @@ class RequestObserver(Protocol):
 
     def graph_transport_error(self, *, method: str, bucket: str, seconds: float) -> None: ...
 
+    def graph_batch_items_throttled(self, *, bucket: str, items: int) -> None: ...
+
 
 _default_observer: RequestObserver | None = None
 
@@ -364,6 +366,12 @@ class GraphRequester:
             ),
             error=error,
         )
+
+    def observe_throttled_items(self, bucket: Bucket, items: int) -> None:
+        """Items inside one ``$batch`` answer that Graph throttled (status 429)."""
+        observer = self._observer or _default_observer
+        if observer is not None and items:
+            observer.graph_batch_items_throttled(bucket=bucket.value, items=items)
 
     def _observe_failure(self, call: CallInfo, bucket: Bucket, started: float) -> None:
         observer = self._observer or _default_observer

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from app.graph.errors import (
     GraphUnexpectedResponseError,
 )
 from app.graph.models import BatchRequest
+from app.graph.requester import set_request_observer
 from app.settings import GraphSettings
 
 from .conftest import FakeTime
@@ -168,3 +170,75 @@ class TestAnswersOnlyAFaultyGraphGives:
             {"id": "2", "method": "GET", "url": "/users/2", "dependsOn": ["1"]},
         ]
         assert fake_time.sleeps == [1.5]
+
+
+@dataclass
+class ThrottleCounts:
+    """What a metrics observer is told: 429s of whole requests and of items inside a batch."""
+
+    envelopes: int = 0
+    items: dict[str, int] = field(default_factory=dict)
+
+    def graph_response(self, *, method: str, bucket: str, status: int, seconds: float) -> None:
+        self.envelopes += status == 429
+
+    def graph_transport_error(self, *, method: str, bucket: str, seconds: float) -> None:
+        return None
+
+    def graph_batch_items_throttled(self, *, bucket: str, items: int) -> None:
+        self.items[bucket] = self.items.get(bucket, 0) + items
+
+
+@pytest.fixture
+def throttle_counts() -> Iterator[ThrottleCounts]:
+    counts = ThrottleCounts()
+    set_request_observer(counts)
+    try:
+        yield counts
+    finally:
+        set_request_observer(None)
+
+
+class TestThrottledItemsAreObserved:
+    async def test_each_throttled_item_counts_once(
+        self, fake_time: FakeTime, throttle_counts: ThrottleCounts
+    ) -> None:
+        # The envelope is a 200 each time; only the metric on items shows the throttling.
+        throttled = {"error": {"code": "TooManyRequests", "message": "later"}}
+        handler, _ = scripted_graph(
+            {
+                "responses": [
+                    {"id": "1", "status": 429, "headers": {"Retry-After": "1"}, "body": throttled},
+                    {"id": "2", "status": 429, "headers": {"Retry-After": "1"}, "body": throttled},
+                    {"id": "3", "status": 201, "body": {"id": "three"}},
+                ]
+            },
+            {
+                "responses": [
+                    {"id": "1", "status": 429, "headers": {"Retry-After": "1"}, "body": throttled},
+                    {"id": "2", "status": 201, "body": {"id": "two"}},
+                ]
+            },
+            {"responses": [{"id": "1", "status": 201, "body": {"id": "one"}}]},
+        )
+        async with make_client(handler, fake_time) as client:
+            results = await client.batch([post("1"), post("2"), post("3")])
+        assert all(r.ok for r in results.values())
+        assert throttle_counts.items == {"identity": 3}
+        assert throttle_counts.envelopes == 0
+
+    async def test_a_failed_envelope_is_not_counted_again_per_item(
+        self, fake_time: FakeTime, throttle_counts: ThrottleCounts
+    ) -> None:
+        def always_throttled(_request: httpx.Request) -> httpx.Response:
+            return httpx.Response(
+                429,
+                headers={"Retry-After": "1"},
+                json={"error": {"code": "TooManyRequests", "message": "later"}},
+            )
+
+        async with make_client(always_throttled, fake_time) as client:
+            results = await client.batch([get("1"), get("2")])
+        assert all(not r.ok for r in results.values())
+        assert throttle_counts.envelopes >= 1
+        assert throttle_counts.items == {}
