@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from app.db.migrate import upgrade  # noqa: E402
 from app.db.repos.work_items import WorkItemRepository  # noqa: E402
 from app.db.session import create_db_engine, create_session_factory, unit_of_work  # noqa: E402
-from app.domain.roles import BUILT_IN_ROLES  # noqa: E402
+from app.domain.roles import BUILT_IN_ROLES, LAST_ACTIVE_PROTECTED  # noqa: E402
 from app.domain.tenant import TenantSpec  # noqa: E402
 from app.engine import actions  # noqa: E402
 from app.engine.context import EngineContext  # noqa: E402
@@ -61,13 +61,25 @@ def build_tenant_file(path: Path, assignments: int) -> int:
         for u in state.users.values()
         if u.id not in profile_ids and not any(p == u.id for p, _ in taken)
     ]
-    count = sum(
-        1
+    convertible = [
+        s
         for s in state.actives
         if s.role_definition_id in TARGET_ROLES
         and s.principal_id in state.users
         and s.principal_id not in profile_ids
+    ]
+    # PIM refuses to remove the last active holder of these roles, so one holder stays Active
+    # unless a break-glass account (never converted) is among the holders.
+    kept_last = sum(
+        1
+        for role in TARGET_ROLES
+        if role in LAST_ACTIVE_PROTECTED
+        and any(s.role_definition_id == role for s in convertible)
+        and not any(
+            s.role_definition_id == role and s.principal_id in profile_ids for s in state.actives
+        )
     )
+    count = len(convertible) - kept_last
     now = datetime.now(UTC)
     index = 0
     while count < assignments:
