@@ -136,6 +136,12 @@ class TestDefaultPlan:
         assert {role: rules_of(restored, role) for role in TARGETS} == baseline_rules
         assert restored["review_definitions"] == []
         assert all(p["state"] == "rolled_back" for p in plan["phases"])
+        # The rollback's own comparison with the baseline agrees: no drift, nothing new.
+        history = (await api.get(f"/api/v1/plans/{plan_id}/history")).json()
+        assert (history[-1]["event"], history[-1]["reason"]) == (
+            "rollback_finished",
+            "rollback finished",
+        )
 
     async def test_abort_midway_restores_the_baseline(
         self, rig: Rig, api: httpx.AsyncClient
@@ -172,4 +178,7 @@ class TestDefaultPlan:
         holders = {(p, r) for p, r, _ in permanent_active(before)}
         assert no_lockout(timeline, holders) == []
         history = (await api.get(f"/api/v1/plans/{plan_id}/history")).json()
-        assert [h["event"] for h in history][-1] == "rollback_finished"
+        assert (history[-1]["event"], history[-1]["reason"]) == (
+            "rollback_finished",
+            "rollback finished",
+        )
