@@ -61,6 +61,18 @@ async def scrape(api: Api) -> tuple[str, Samples]:
     return response.text, parse(response.text)
 
 
+def short_retry_client(api: Api) -> GraphClient:
+    """A client of the rig's simulated tenant that gives up after a second throttled try."""
+    return GraphClient(
+        SIM_URL,
+        auth=_Bearer(),
+        transport=httpx.ASGITransport(app=api.rig.sim_app),
+        settings=GraphSettings(max_attempts=2),
+        limits=GraphLimits(),
+        sleeper=_no_sleep,
+    )
+
+
 @pytest.fixture
 async def api(
     session_factory: SessionFactory, database_url: str, tmp_path: Path
@@ -126,14 +138,7 @@ class TestScrape:
 
     async def test_throttled_requests_are_counted(self, api: Api) -> None:
         await api.rig.sim("PUT", "/_sim/faults", json={"reports_per_10s": 1})
-        client = GraphClient(
-            SIM_URL,
-            auth=_Bearer(),
-            transport=httpx.ASGITransport(app=api.rig.sim_app),
-            settings=GraphSettings(max_attempts=2),
-            limits=GraphLimits(),
-            sleeper=_no_sleep,
-        )
+        client = short_retry_client(api)
         _, before = await scrape(api)
         # The simulated tenant's clock stands still, so its audit-log bucket never refills:
         # the second read of the audit log is throttled until the client gives up.
@@ -152,14 +157,7 @@ class TestScrape:
     async def test_throttled_items_inside_a_batch_are_counted(self, api: Api) -> None:
         users = [u["id"] for u in (await api.rig.sim("GET", "/_sim/state"))["users"][:4]]
         await api.rig.sim("PUT", "/_sim/faults", json={"ru_per_10s": 2})
-        client = GraphClient(
-            SIM_URL,
-            auth=_Bearer(),
-            transport=httpx.ASGITransport(app=api.rig.sim_app),
-            settings=GraphSettings(max_attempts=2),
-            limits=GraphLimits(),
-            sleeper=_no_sleep,
-        )
+        client = short_retry_client(api)
         sent_before = (await api.rig.sim("GET", "/_sim/requests"))["throttled"]
         _, before = await scrape(api)
         # The $batch envelope is a 200; Graph throttles the items inside it one by one.
