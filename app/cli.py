@@ -96,15 +96,15 @@ def tokens_create(
 ) -> None:
     """Create an API token; it is printed once, on the last line, and only its hash is stored."""
     from app.db.migrate import upgrade
-    from app.db.session import create_db_engine, create_session_factory, unit_of_work
+    from app.db.session import Database
     from app.problems import InvalidInputError
     from app.services.tokens import create_token
 
     settings = _settings()
     upgrade(settings.database_url)
-    factory = create_session_factory(create_db_engine(settings.database_url))
+    db = Database.from_url(settings.database_url, null_pool=True)
     try:
-        with unit_of_work(factory) as session:
+        with db.writing() as session:
             plaintext, row = create_token(session, role=role, name=name, now=datetime.now(UTC))
     except InvalidInputError as exc:
         for error in exc.extra.get("errors", []):

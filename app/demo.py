@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from functools import partial
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,6 @@ from starlette.applications import Starlette
 
 from app.db.migrate import upgrade
 from app.db.models import Tenant
-from app.db.session import unit_of_work
 from app.domain.machine import Event, PlanState
 from app.domain.tenant import TenantSpec
 from app.engine import actions
@@ -105,7 +105,7 @@ async def run_demo(options: DemoOptions, console: Console) -> int:
         }
     )
     now = ctx.clock.now()
-    with unit_of_work(ctx.session_factory) as session:
+    with ctx.db.writing() as session:  # before the server and the scheduler start
         token, _ = create_token(session, role="admin", name="demo admin", now=now)
         tenant = tenants.create_tenant(session, spec=spec, box=ctx.secret_box, now=now)
         plan_id = plans.create_plan(
@@ -159,13 +159,12 @@ async def run_demo(options: DemoOptions, console: Console) -> int:
         await serving
     finally:
         await ctx.graph_factory.aclose_all()
-    final = _view(ctx, plan_id).row.state
+    final = (await _view(ctx, plan_id)).row.state
     return 0 if final in {PlanState.completed.value, PlanState.rolled_back.value} else 1
 
 
-def _view(ctx: AppContext, plan_id: str) -> PlanView:
-    with ctx.session_factory() as session:
-        return plans.get_plan_view(session, plan_id)
+async def _view(ctx: AppContext, plan_id: str) -> PlanView:
+    return await ctx.db.read(lambda session: plans.get_plan_view(session, plan_id))
 
 
 class _ActivityFeed:
@@ -191,8 +190,7 @@ class _ActivityFeed:
         if response.status_code != 200:
             return
         summary = response.json()
-        with self.ectx.session_factory() as session:
-            tenant = session.get(Tenant, self.tenant_id)
+        tenant = await self.ectx.db.read(lambda session: session.get(Tenant, self.tenant_id))
         if tenant is not None:
             with contextlib.suppress(CollectionError):
                 await collect_now(self.ectx, tenant, self.settings.monitoring)
@@ -210,7 +208,7 @@ async def _follow(
     rolled_back = False
     loop = asyncio.get_running_loop()
     while True:
-        view = _view(ctx, plan_id)
+        view = await _view(ctx, plan_id)
         for phase in view.phases:
             key = phase.row.key
             marker = (phase.row.state, phase.progress.done)
@@ -232,18 +230,17 @@ async def _follow(
             if phase.row.state == "awaiting_gate" and not options.manual_gates:
                 since = gate_since.setdefault(key, loop.time())
                 if loop.time() - since >= options.gate_pause_seconds:
-                    with (
-                        contextlib.suppress(Exception),
-                        unit_of_work(ctx.session_factory) as session,
-                    ):
-                        plans.perform_action(
-                            session,
-                            plan_id=plan_id,
-                            event=Event.advance,
-                            actor="demo",
-                            reason="advanced by the demo",
-                            now=ctx.clock.now(),
-                            phase_key=key,
+                    with contextlib.suppress(Exception):
+                        await ctx.db.write(
+                            partial(
+                                plans.perform_action,
+                                plan_id=plan_id,
+                                event=Event.advance,
+                                actor="demo",
+                                reason="advanced by the demo",
+                                now=ctx.clock.now(),
+                                phase_key=key,
+                            )
                         )
         if (
             view.row.state == PlanState.completed.value
@@ -251,15 +248,16 @@ async def _follow(
             and not rolled_back
         ):
             rolled_back = True
-            with unit_of_work(ctx.session_factory) as session:
-                plans.perform_action(
-                    session,
+            await ctx.db.write(
+                partial(
+                    plans.perform_action,
                     plan_id=plan_id,
                     event=Event.rollback,
                     actor="demo",
                     reason="the demo shows the rollback too",
                     now=ctx.clock.now(),
                 )
+            )
             continue
         if view.row.state in FINISHED and not (
             options.rollback_at_end

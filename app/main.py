@@ -6,11 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from app.api.middleware import RequestContextMiddleware
 from app.api.routes import comms, health, metrics, plans, reports, templates, tenants, tokens
-from app.db.session import SessionFactory, create_db_engine, create_session_factory
+from app.db.session import Database, SessionFactory
 from app.domain.clock import Clock
 from app.logging import configure_logging
 from app.problems import install_problem_handlers
@@ -34,11 +35,14 @@ def build_context(
 ) -> AppContext:
     from app.graph.factory import GraphClientFactory
 
-    if session_factory is None:
-        session_factory = create_session_factory(create_db_engine(settings.database_url))
+    db = (
+        Database(session_factory)
+        if session_factory is not None
+        else Database.from_url(settings.database_url, threads=settings.database_threads)
+    )
     return AppContext(
         settings=settings,
-        session_factory=session_factory,
+        db=db,
         secret_box=secret_box
         or SecretBox.from_settings(settings.secret_key, settings.secret_key_file),
         graph_factory=graph_factory or GraphClientFactory(settings.graph),
@@ -62,6 +66,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Sync handlers and database work share these threads; the pool is sized to match.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.database_threads
+        watchdog = None
+        if settings.loop_watchdog_ms > 0:
+            from app.loop_watchdog import LoopWatchdog
+
+            watchdog = LoopWatchdog.start(threshold_s=settings.loop_watchdog_ms / 1000)
         scheduler = None
         if settings.scheduler.enabled:
             from app.engine.context import EngineContext
@@ -79,6 +90,8 @@ def create_app(
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
             await ctx.graph_factory.aclose_all()
+            if watchdog is not None:
+                watchdog.stop()
 
     app = FastAPI(
         title="PIM Rollout",

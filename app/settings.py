@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite:///./pim-rollout.db"
+    database_threads: int = Field(default=10, ge=1, le=200)
+    """Worker threads that run database work (and sync request handlers); the pool matches it."""
+    loop_watchdog_ms: float = Field(default=0, ge=0)
+    """Log any event-loop callback that blocks longer than this, with its stack (0: off)."""
     plans_dir: Path = Path("rollout_plans")
     log_level: LogLevel = LogLevel.info
     log_format: LogFormat = LogFormat.console

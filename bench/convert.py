@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.db.migrate import upgrade  # noqa: E402
 from app.db.repos.work_items import WorkItemRepository  # noqa: E402
-from app.db.session import create_db_engine, create_session_factory, unit_of_work  # noqa: E402
+from app.db.session import Database, create_db_engine, create_session_factory, unit_of_work  # noqa: E402
 from app.domain.roles import BUILT_IN_ROLES, LAST_ACTIVE_PROTECTED  # noqa: E402
 from app.domain.tenant import TenantSpec  # noqa: E402
 from app.engine import actions  # noqa: E402
@@ -166,7 +166,7 @@ async def run_engine(url: str, write_quota: int, workdir: Path) -> tuple[int, fl
     graph = GraphClientFactory(GraphSettings(max_concurrency=16))
     box = SecretBox(Fernet.generate_key())
     ectx = EngineContext(
-        session_factory=factory,
+        db=Database(factory),
         graph_factory=graph,
         secret_box=box,
         clock=SystemClock(),

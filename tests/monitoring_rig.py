@@ -20,7 +20,7 @@ from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from starlette.applications import Starlette
 
-from app.db.session import SessionFactory, unit_of_work
+from app.db.session import Database, SessionFactory, unit_of_work
 from app.domain.roles import (
     APPLICATION_ADMINISTRATOR,
     PRIVILEGED_ROLE_ADMINISTRATOR,
@@ -282,7 +282,7 @@ async def monitoring_rig(
     )
     box = SecretBox(Fernet.generate_key())
     ectx = EngineContext(
-        session_factory=session_factory,
+        db=Database(session_factory),
         graph_factory=factory,
         secret_box=box,
         clock=clock,
@@ -418,7 +418,7 @@ async def monitoring_api(
     )
     ctx = AppContext(
         settings=settings,
-        session_factory=rig.session_factory,
+        db=rig.ectx.db,
         secret_box=rig.ectx.secret_box,
         graph_factory=rig.ectx.graph_factory,
         clock=rig.clock,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlmodel import Session
+
 from app.db.models import Plan, Tenant, Transition
 from app.db.repos.plans import PlanRepository
-from app.db.session import unit_of_work
 from app.domain import machine
-from app.domain.machine import Event
+from app.domain.machine import Event, PlanStatus
 from app.engine.context import EngineContext
 from app.engine.inventory import InventoryError, take_inventory
 from app.engine.preflight import PreflightReport, run_preflight
@@ -22,20 +23,23 @@ from app.problems import (
 from app.services.plans import PlanView, get_plan_row, perform_action, status_of
 
 
-def _load(ectx: EngineContext, plan_id: str) -> tuple[Plan, Tenant]:
-    with ectx.session_factory() as session:
+async def _load(ectx: EngineContext, plan_id: str) -> tuple[Plan, Tenant, PlanStatus]:
+    def load(session: Session) -> tuple[Plan, Tenant, PlanStatus]:
         plan = get_plan_row(session, plan_id)
         tenant = session.get(Tenant, plan.tenant_id)
         if tenant is None:
             raise NotFoundError(f"the plan's tenant {plan.tenant_id} no longer exists")
-    return plan, tenant
+        return plan, tenant, status_of(plan, PlanRepository(session).phases(plan_id))
+
+    return await ectx.db.read(load)
 
 
-def _record_preflight(
+async def _record_preflight(
     ectx: EngineContext, plan_id: str, report: PreflightReport, actor: str
 ) -> None:
     """Preflight verdicts go into the plan's history as a note at the current version."""
-    with unit_of_work(ectx.session_factory) as session:
+
+    def record(session: Session) -> None:
         plan = get_plan_row(session, plan_id)
         plan.preflight = report.to_json()
         session.add(plan)
@@ -55,11 +59,13 @@ def _record_preflight(
             )
         )
 
+    await ectx.db.write(record)
+
 
 async def preflight(ectx: EngineContext, *, plan_id: str, actor: str) -> PreflightReport:
-    plan, tenant = _load(ectx, plan_id)
+    plan, tenant, _ = await _load(ectx, plan_id)
     report = await run_preflight(ectx, tenant=tenant, plan=plan)
-    _record_preflight(ectx, plan_id, report, actor)
+    await _record_preflight(ectx, plan_id, report, actor)
     return report
 
 
@@ -72,15 +78,13 @@ async def start(
     expected_version: int | None,
 ) -> PlanView:
     """Preflight, then the baseline, then ``start``; a failed preflight refuses and says why."""
-    plan, tenant = _load(ectx, plan_id)
+    plan, tenant, status = await _load(ectx, plan_id)
     if expected_version is not None and expected_version != plan.version:
         raise StaleVersionError(
             f"expected version {expected_version} but the plan is at version {plan.version}",
             current_version=plan.version,
             current_state=plan.state,
         )
-    with ectx.session_factory() as session:
-        status = status_of(plan, PlanRepository(session).phases(plan_id))
     outcome = machine.apply(status, Event.start)
     if isinstance(outcome, machine.Refusal):
         raise TransitionRefusedError(
@@ -90,7 +94,7 @@ async def start(
             current_version=plan.version,
         )
     report = await run_preflight(ectx, tenant=tenant, plan=plan)
-    _record_preflight(ectx, plan_id, report, actor)
+    await _record_preflight(ectx, plan_id, report, actor)
     if not report.passed:
         raise PreflightFailedError(
             "preflight failed: " + "; ".join(c.detail for c in report.failures()),
@@ -106,14 +110,18 @@ async def start(
         "baseline_snapshot_id": snapshot.id,
         "baseline_items": snapshot.item_count,
     }
-    with unit_of_work(ectx.session_factory) as session:
+    now = ectx.clock.now()
+
+    def record_start(session: Session) -> PlanView:
         return perform_action(
             session,
             plan_id=plan_id,
             event=Event.start,
             actor=actor,
             reason=reason,
-            now=ectx.clock.now(),
+            now=now,
             expected_version=plan.version,
             details=details,
         )
+
+    return await ectx.db.write(record_start)

@@ -7,6 +7,8 @@ so the operator sees every difference from the baseline, not only the ones the j
 
 from __future__ import annotations
 
+from sqlmodel import Session
+
 from app.db.models import Plan
 from app.db.repos.inventory import InventoryRepository
 from app.domain.plan import PlanSpec
@@ -32,16 +34,21 @@ async def standing_access_since_baseline(
     """
     roles = [str(r) for r in PlanSpec.model_validate(plan.spec).role_ids()]
     wanted = {r.lower() for r in roles}
-    with ectx.session_factory() as session:
+
+    def load_baseline(session: Session) -> set[tuple[str, str, str]] | None:
         repo = InventoryRepository(session)
         snapshot = repo.latest(plan.tenant_id, plan_id=plan.id)
         if snapshot is None or snapshot.id is None:
-            return []
-        baseline = {
+            return None
+        return {
             _key(item.principal_id, item.role_definition_id, item.directory_scope_id)
             for item in repo.iter_items(snapshot.id)
             if item.role_definition_id.lower() in wanted
         }
+
+    baseline = await ectx.db.read(load_baseline)
+    if baseline is None:
+        return []
     holdings = await permanent_holdings(client, roles, limit=limit)
     lines = []
     for holding in holdings:

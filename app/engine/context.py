@@ -6,16 +6,16 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeVar
 
 from sqlmodel import Session
 
 from app.db.models import Tenant
 from app.db.repos.leases import LeaseRepository
-from app.db.session import SessionFactory, unit_of_work
+from app.db.session import Database, SessionFactory
 from app.domain.clock import Clock
 from app.domain.tenant import GraphLimits
 from app.graph.client import GraphClient
@@ -25,6 +25,7 @@ from app.services.secrets import SecretBox
 from app.services.tenants import tenant_auth
 
 Sleeper = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 
 class LeaseLostError(Exception):
@@ -37,7 +38,7 @@ def default_worker_id() -> str:
 
 @dataclass
 class EngineContext:
-    session_factory: SessionFactory
+    db: Database
     graph_factory: GraphClientFactory
     secret_box: SecretBox
     clock: Clock
@@ -51,7 +52,7 @@ class EngineContext:
     @classmethod
     def from_app(cls, ctx: AppContext, *, worker_id: str | None = None) -> EngineContext:
         return cls(
-            session_factory=ctx.session_factory,
+            db=ctx.db,
             graph_factory=ctx.graph_factory,
             secret_box=ctx.secret_box,
             clock=ctx.clock,
@@ -59,6 +60,11 @@ class EngineContext:
             lease_ttl=timedelta(seconds=ctx.settings.scheduler.lease_seconds),
             public_url=ctx.settings.public_url,
         )
+
+    @property
+    def session_factory(self) -> SessionFactory:
+        """Plain sessions, for synchronous callers already off the event loop."""
+        return self.db.factory
 
     async def client_for(self, tenant: Tenant) -> GraphClient:
         return await self.graph_factory.get(
@@ -76,33 +82,46 @@ class Lease:
     token: int
 
 
-def claim_plan(ctx: EngineContext, plan_id: str) -> Lease | None:
+async def claim_plan(ctx: EngineContext, plan_id: str) -> Lease | None:
     name = f"plan:{plan_id}"
-    with unit_of_work(ctx.session_factory) as session:
-        token = LeaseRepository(session).claim(
-            name, holder=ctx.worker_id, now=ctx.clock.now(), ttl=ctx.lease_ttl
+    now = ctx.clock.now()
+
+    def claim(session: Session) -> int | None:
+        return LeaseRepository(session).claim(
+            name, holder=ctx.worker_id, now=now, ttl=ctx.lease_ttl
         )
+
+    token = await ctx.db.write(claim)
     return None if token is None else Lease(name, ctx.worker_id, token)
 
 
-def release(ctx: EngineContext, lease: Lease) -> None:
-    with unit_of_work(ctx.session_factory) as session:
-        LeaseRepository(session).release(
-            lease.name, holder=lease.holder, token=lease.token, now=ctx.clock.now()
+async def release(ctx: EngineContext, lease: Lease) -> None:
+    now = ctx.clock.now()
+    await ctx.db.write(
+        lambda session: LeaseRepository(session).release(
+            lease.name, holder=lease.holder, token=lease.token, now=now
         )
+    )
 
 
-@contextmanager
-def fenced(ctx: EngineContext, lease: Lease) -> Iterator[Session]:
-    """A unit of work that first proves (and renews) our lease; a stale worker writes nothing."""
-    with unit_of_work(ctx.session_factory) as session:
-        alive = LeaseRepository(session).fence(
-            lease.name,
-            holder=lease.holder,
-            token=lease.token,
-            now=ctx.clock.now(),
-            ttl=ctx.lease_ttl,
-        )
-        if not alive:
-            raise LeaseLostError(f"lease {lease.name} (token {lease.token}) was taken over")
-        yield session
+def prove_lease(ctx: EngineContext, lease: Lease, session: Session) -> None:
+    """Renew our lease inside the caller's transaction; a worker that lost it writes nothing."""
+    alive = LeaseRepository(session).fence(
+        lease.name,
+        holder=lease.holder,
+        token=lease.token,
+        now=ctx.clock.now(),
+        ttl=ctx.lease_ttl,
+    )
+    if not alive:
+        raise LeaseLostError(f"lease {lease.name} (token {lease.token}) was taken over")
+
+
+async def fenced(ctx: EngineContext, lease: Lease, fn: Callable[[Session], T]) -> T:
+    """``fn`` in one write transaction that first proves (and renews) our lease."""
+
+    def proven(session: Session) -> T:
+        prove_lease(ctx, lease, session)
+        return fn(session)
+
+    return await ctx.db.write(proven)

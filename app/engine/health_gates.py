@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlmodel import Session
+
 from app.domain.health import GateObservation, evaluate_gates
 from app.engine.context import EngineContext
 from app.engine.gates import GateCheck, GateVerdict
@@ -27,13 +29,14 @@ class MonitoringGates:
     async def __call__(self, ectx: EngineContext, check: GateCheck) -> GateVerdict:
         if not check.gates:
             return GateVerdict(True)
-        with ectx.session_factory() as session:
-            tenant = get_tenant(session, check.tenant_id)
+
+        tenant = await ectx.db.read(lambda session: get_tenant(session, check.tenant_id))
         fresh = await ensure_fresh(ectx, tenant, self.settings)
         if not fresh.ok:
             return GateVerdict(False, (fresh.reason or "monitoring data is unavailable",))
-        observations: dict[timedelta, GateObservation] = {}
-        with ectx.session_factory() as session:
+
+        def observe(session: Session) -> dict[timedelta, GateObservation]:
+            observations: dict[timedelta, GateObservation] = {}
             for gate in check.gates:
                 if gate.window not in observations:
                     observations[gate.window] = gate_observation(
@@ -44,6 +47,9 @@ class MonitoringGates:
                         now=check.now,
                         settings=self.settings,
                     )
+            return observations
+
+        observations = await ectx.db.read(observe)
         results = evaluate_gates(check.gates, [observations[g.window] for g in check.gates])
         failing = tuple(r.detail for r in results if not r.passed)
         log.info(

@@ -9,10 +9,13 @@ PIM's endpoints miss direct assignments in some tenants (domain facts): schedule
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from functools import partial
+
+from sqlmodel import Session
 
 from app.db.models import InventoryItem, InventorySnapshot, Tenant
 from app.db.repos.inventory import InventoryRepository
-from app.db.session import unit_of_work
 from app.engine.context import EngineContext
 from app.engine.live import gather_bounded
 from app.graph.client import GraphClient
@@ -32,40 +35,53 @@ async def take_inventory(
     ectx: EngineContext, tenant: Tenant, *, plan_id: str | None = None
 ) -> InventorySnapshot:
     client = await ectx.client_for(tenant)
-    with unit_of_work(ectx.session_factory) as session:
+    taken_at = ectx.clock.now()
+
+    def open_snapshot(session: Session) -> int:
         snapshot = InventoryRepository(session).add_snapshot(
             InventorySnapshot(
-                tenant_id=tenant.id, plan_id=plan_id, status="running", taken_at=ectx.clock.now()
+                tenant_id=tenant.id, plan_id=plan_id, status="running", taken_at=taken_at
             )
         )
-        snapshot_id = snapshot.id
-    assert snapshot_id is not None
+        assert snapshot.id is not None
+        return snapshot.id
+
+    snapshot_id = await ectx.db.write(open_snapshot)
     try:
         roles = await client.list_role_definitions()
         counts = await gather_bounded(
             roles, lambda role: _inventory_role(ectx, client, snapshot_id, role), limit=8
         )
     except GraphError as exc:
-        with unit_of_work(ectx.session_factory) as session:
-            row = InventoryRepository(session).get(snapshot_id)
-            assert row is not None
-            row.status = "failed"
-            row.error = f"{exc.code or exc.status}: {exc.message}"
-            row.finished_at = ectx.clock.now()
-            session.add(row)
-        raise InventoryError(
-            f"the inventory could not be read: {exc.code or exc.status}: {exc.message}"
-        ) from exc
-    with unit_of_work(ectx.session_factory) as session:
-        row = InventoryRepository(session).get(snapshot_id)
-        assert row is not None
-        row.status = "complete"
-        row.item_count = sum(counts)
-        row.finished_at = ectx.clock.now()
-        session.add(row)
+        error = f"{exc.code or exc.status}: {exc.message}"
+        await ectx.db.write(partial(_finish, snapshot_id, "failed", ectx.clock.now(), error=error))
+        raise InventoryError(f"the inventory could not be read: {error}") from exc
+    row = await ectx.db.write(
+        partial(_finish, snapshot_id, "complete", ectx.clock.now(), items=sum(counts))
+    )
     log.info(
         "engine.inventory.taken", tenant_id=tenant.id, snapshot_id=snapshot_id, items=row.item_count
     )
+    return row
+
+
+def _finish(
+    snapshot_id: int,
+    status: str,
+    at: datetime,
+    session: Session,
+    *,
+    items: int | None = None,
+    error: str | None = None,
+) -> InventorySnapshot:
+    row = InventoryRepository(session).get(snapshot_id)
+    assert row is not None
+    row.status = status
+    row.finished_at = at
+    if items is not None:
+        row.item_count = items
+    row.error = error
+    session.add(row)
     return row
 
 
@@ -77,13 +93,13 @@ async def _inventory_role(
     pending: list[InventoryItem] = []
     total = 0
 
-    def flush() -> None:
+    async def flush() -> None:
         nonlocal total
         if pending:
-            with unit_of_work(ectx.session_factory) as session:
-                InventoryRepository(session).add_items(pending)
-            total += len(pending)
+            batch = list(pending)
             pending.clear()
+            await ectx.db.write(lambda session: InventoryRepository(session).add_items(batch))
+            total += len(batch)
 
     def item(
         principal_id: str,
@@ -125,7 +141,7 @@ async def _inventory_role(
             )
         )
         if len(pending) >= CHUNK:
-            flush()
+            await flush()
     async for assignment in client.iter_role_assignments(
         role_definition_id=role.id, expand_principal=True
     ):
@@ -139,8 +155,8 @@ async def _inventory_role(
             )
         )
         if len(pending) >= CHUNK:
-            flush()
-    flush()
+            await flush()
+    await flush()
     return total
 
 

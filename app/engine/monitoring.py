@@ -11,18 +11,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
+from sqlmodel import Session
 
 from app import metrics
 from app.db.models import Tenant
 from app.db.repos.leases import LeaseRepository
 from app.db.repos.monitoring import MonitoringRepository
 from app.db.repos.plans import PlanRepository
-from app.db.session import unit_of_work
 from app.domain.machine import PlanState
 from app.engine.context import EngineContext
 from app.logging import get_logger
 from app.services.monitoring.collect import CollectionError, CollectionResult, collect_tenant
-from app.services.monitoring.reports import collection_status
+from app.services.monitoring.reports import CollectionStatus, collection_status
 from app.settings import MonitoringSettings
 
 log = get_logger(__name__)
@@ -52,10 +52,12 @@ async def collect_now(
     Raises :class:`CollectionError` when Graph fails (recorded on the cursors).
     """
     name = _lease_name(tenant.id)
-    with unit_of_work(ectx.session_factory) as session:
-        token = LeaseRepository(session).claim(
-            name, holder=ectx.worker_id, now=ectx.clock.now(), ttl=LEASE_TTL
+    claimed_at = ectx.clock.now()
+    token = await ectx.db.write(
+        lambda session: LeaseRepository(session).claim(
+            name, holder=ectx.worker_id, now=claimed_at, ttl=LEASE_TTL
         )
+    )
     if token is None:
         metrics.record_collection("skipped")
         return None
@@ -64,7 +66,7 @@ async def collect_now(
             client = await ectx.client_for(tenant)
             try:
                 result = await collect_tenant(
-                    session_factory=ectx.session_factory,
+                    db=ectx.db,
                     client=client,
                     tenant_id=tenant.id,
                     now=ectx.clock.now(),
@@ -77,23 +79,31 @@ async def collect_now(
         metrics.record_collection("ok")
         return result
     finally:
-        with unit_of_work(ectx.session_factory) as session:
-            LeaseRepository(session).release(
-                name, holder=ectx.worker_id, token=token, now=ectx.clock.now()
+        released_at = ectx.clock.now()
+        await ectx.db.write(
+            lambda session: LeaseRepository(session).release(
+                name, holder=ectx.worker_id, token=token, now=released_at
             )
+        )
 
 
-def monitored_tenants(ectx: EngineContext) -> list[Tenant]:
-    with ectx.session_factory() as session:
-        plans = PlanRepository(session).list_plans(states=MONITORED_PLAN_STATES)
-        ids = sorted({p.tenant_id for p in plans if p.started_at is not None})
-        tenants = [session.get(Tenant, tenant_id) for tenant_id in ids]
+def _monitored(session: Session) -> list[Tenant]:
+    plans = PlanRepository(session).list_plans(states=MONITORED_PLAN_STATES)
+    ids = sorted({p.tenant_id for p in plans if p.started_at is not None})
+    tenants = [session.get(Tenant, tenant_id) for tenant_id in ids]
     return [t for t in tenants if t is not None]
 
 
-def _collected_recently(ectx: EngineContext, tenant_id: str, settings: MonitoringSettings) -> bool:
-    with ectx.session_factory() as session:
-        cursors = MonitoringRepository(session).list_cursors(tenant_id)
+async def monitored_tenants(ectx: EngineContext) -> list[Tenant]:
+    return await ectx.db.read(_monitored)
+
+
+async def _collected_recently(
+    ectx: EngineContext, tenant_id: str, settings: MonitoringSettings
+) -> bool:
+    cursors = await ectx.db.read(
+        lambda session: MonitoringRepository(session).list_cursors(tenant_id)
+    )
     runs = [c.last_run_at for c in cursors if c.last_run_at is not None]
     if not runs:
         return False
@@ -102,8 +112,8 @@ def _collected_recently(ectx: EngineContext, tenant_id: str, settings: Monitorin
 
 async def collect_due(ectx: EngineContext, settings: MonitoringSettings) -> None:
     """The scheduled job: collect every monitored tenant not collected in the last half interval."""
-    for tenant in monitored_tenants(ectx):
-        if _collected_recently(ectx, tenant.id, settings):
+    for tenant in await monitored_tenants(ectx):
+        if await _collected_recently(ectx, tenant.id, settings):
             continue
         try:
             await collect_now(ectx, tenant, settings)
@@ -122,9 +132,14 @@ async def ensure_fresh(
 ) -> Freshness:
     """Make sure the tenant's monitoring data is no older than ``max_data_age_seconds``."""
     max_age = timedelta(seconds=settings.max_data_age_seconds)
-    with ectx.session_factory() as session:
-        status = collection_status(session, tenant.id, now=ectx.clock.now(), max_age=max_age)
-    if not status.stale:
+
+    async def status() -> CollectionStatus:
+        now = ectx.clock.now()
+        return await ectx.db.read(
+            lambda session: collection_status(session, tenant.id, now=now, max_age=max_age)
+        )
+
+    if not (await status()).stale:
         return Freshness(True)
     try:
         result = await collect_now(ectx, tenant, settings)
@@ -132,8 +147,6 @@ async def ensure_fresh(
         return Freshness(False, f"monitoring data could not be collected ({exc})")
     if result is not None:
         return Freshness(True)
-    with ectx.session_factory() as session:
-        status = collection_status(session, tenant.id, now=ectx.clock.now(), max_age=max_age)
-    if status.stale:
+    if (await status()).stale:
         return Freshness(False, "monitoring data is being collected by another worker")
     return Freshness(True)

@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from sqlmodel import Session
+
 from app.db.models import JournalEntry, WorkItem
 from app.db.repos.journal import JournalRepository
 from app.db.repos.work_items import WorkItemRepository
@@ -111,8 +113,8 @@ class PhaseUndo:
             log.warning("engine.rollback.retry", reason=self.result.failed)
 
     async def run(self) -> UndoResult:
-        with self.ectx.session_factory() as session:
-            entries = list(
+        def journal_entries(session: Session) -> list[JournalEntry]:
+            return list(
                 JournalRepository(session).list_for_plan(
                     self.plan_id,
                     phase_key=self.phase_key,
@@ -125,6 +127,8 @@ class PhaseUndo:
                     ],
                 )
             )
+
+        entries = await self.ectx.db.read(journal_entries)
         ordered = rollback_order(entries)
         index = 0
         while index < len(ordered):
@@ -186,7 +190,8 @@ class PhaseUndo:
         live = await assigned_instances(self.client, [u.target for u in needing])
         to_create: list[tuple[_ItemUndo, JournalEntry, int]] = []
         now = self.ectx.clock.now()
-        with fenced(self.ectx, self.lease) as session:
+
+        def open_restores(session: Session) -> None:
             for undo in needing:
                 original = undo.remove_active
                 assert original is not None
@@ -220,7 +225,9 @@ class PhaseUndo:
                 )
                 assert entry.id is not None
                 to_create.append((undo, original, entry.id))
-        if not to_create:
+
+        await fenced(self.ectx, self.lease, open_restores)
+        if self.result.failed or not to_create:
             return
         requests = [
             ScheduleRequestCreate(
@@ -237,7 +244,8 @@ class PhaseUndo:
         ]
         answers = await _send(self.client, "assignment", requests)
         confirm = await assigned_instances(self.client, [u.target for u, _, _ in to_create])
-        with fenced(self.ectx, self.lease) as session:
+
+        def record_restores(session: Session) -> None:
             for (undo, original, entry_id), answer in zip(to_create, answers, strict=True):
                 assert original.id is not None
                 present = confirm[undo.target]
@@ -266,6 +274,8 @@ class PhaseUndo:
                     error,
                 )
 
+        await fenced(self.ectx, self.lease, record_restores)
+
     async def _remove_eligible(self, chunk: list[_ItemUndo]) -> None:
         needing = [
             u
@@ -292,7 +302,8 @@ class PhaseUndo:
         active = await assigned_instances(self.client, [u.target for u in ready])
         eligible = await eligibility_schedules(self.client, [u.target for u in ready])
         to_remove: list[tuple[_ItemUndo, JournalEntry, int]] = []
-        with fenced(self.ectx, self.lease) as session:
+
+        def open_removals(session: Session) -> None:
             for undo in ready:
                 created = undo.create_eligibility
                 assert created is not None
@@ -337,7 +348,9 @@ class PhaseUndo:
                 )
                 assert entry.id is not None
                 to_remove.append((undo, created, entry.id))
-        if not to_remove:
+
+        await fenced(self.ectx, self.lease, open_removals)
+        if self.result.failed or not to_remove:
             return
         requests = [
             ScheduleRequestCreate(
@@ -351,7 +364,8 @@ class PhaseUndo:
         ]
         answers = await _send(self.client, "eligibility", requests)
         gone = await eligibility_schedules(self.client, [u.target for u, _, _ in to_remove])
-        with fenced(self.ectx, self.lease) as session:
+
+        def record_removals(session: Session) -> None:
             for (undo, created, entry_id), answer in zip(to_remove, answers, strict=True):
                 assert created.id is not None
                 if gone[undo.target] is None:
@@ -382,6 +396,8 @@ class PhaseUndo:
                     error,
                 )
 
+        await fenced(self.ectx, self.lease, record_removals)
+
     def _item_state(self, session: Any, undo: _ItemUndo, state: WorkItemState) -> None:
         for item in WorkItemRepository(session).list_items(
             self.plan_id, phase_key=self.phase_key, role_definition_id=undo.target.role_id
@@ -396,6 +412,7 @@ class PhaseUndo:
 
     async def _undo_rule(self, original: JournalEntry) -> None:
         assert original.id is not None
+        original_id = original.id
         if original.id in self.settled:
             return
         policy_id = original.target["policy_id"]
@@ -411,14 +428,18 @@ class PhaseUndo:
         decision = decide_policy_rule(prior=prior, desired=desired, live=live)
         if decision.verdict is not Verdict.revert:
             drift = decision.verdict is Verdict.drift
-            with fenced(self.ectx, self.lease) as session:
+
+            def settle_rule(session: Session) -> None:
                 self._settle(
-                    session, original.id, EntryStatus.drift if drift else EntryStatus.not_needed
+                    session, original_id, EntryStatus.drift if drift else EntryStatus.not_needed
                 )
+
+            await fenced(self.ectx, self.lease, settle_rule)
             if drift:
                 self.result.drift.append(f"{role} {rule_id}: {decision.reason}")
             return
-        with fenced(self.ectx, self.lease) as session:
+
+        def open_rule_restore(session: Session) -> int | None:
             entry, _ = open_intent(
                 session,
                 key=rollback_key(original.idempotency_key),
@@ -433,7 +454,9 @@ class PhaseUndo:
                 now=self.ectx.clock.now(),
                 reverses_id=original.id,
             )
-            entry_id = entry.id
+            return entry.id
+
+        entry_id = await fenced(self.ectx, self.lease, open_rule_restore)
         assert entry_id is not None
         error: GraphError | None = None
         try:
@@ -446,12 +469,13 @@ class PhaseUndo:
             self._fail(f"reading {rule_id} of {role} back failed: {describe(exc)}", exc)
             return
         restored = decide_policy_rule(prior=prior, desired=desired, live=after)
-        with fenced(self.ectx, self.lease) as session:
+
+        def record_rule_restore(session: Session) -> None:
             if restored.verdict is Verdict.not_needed:
                 record_outcome(
                     session, entry_id, status=EntryStatus.applied, now=self.ectx.clock.now()
                 )
-                self._settle(session, original.id, EntryStatus.reverted)
+                self._settle(session, original_id, EntryStatus.reverted)
                 return
             record_outcome(
                 session,
@@ -460,6 +484,10 @@ class PhaseUndo:
                 now=self.ectx.clock.now(),
                 error=error or "the rule reads back differently",
             )
+
+        await fenced(self.ectx, self.lease, record_rule_restore)
+        if restored.verdict is Verdict.not_needed:
+            return
         self._fail(
             f"restoring {rule_id} of {role} failed: "
             + (describe(error) if error else "it reads back differently"),
@@ -468,6 +496,7 @@ class PhaseUndo:
 
     async def _undo_review(self, original: JournalEntry) -> None:
         assert original.id is not None
+        original_id = original.id
         if original.id in self.settled:
             return
         name = original.target.get("display_name")
@@ -489,17 +518,21 @@ class PhaseUndo:
         decision = decide_access_review(exists=exists)
         if decision.verdict is Verdict.drift:
             never_made = original.status != EntryStatus.applied.value
-            with fenced(self.ectx, self.lease) as session:
+
+            def settle_review(session: Session) -> None:
                 self._settle(
                     session,
-                    original.id,
+                    original_id,
                     EntryStatus.not_needed if never_made else EntryStatus.drift,
                 )
+
+            await fenced(self.ectx, self.lease, settle_review)
             if not never_made:
                 self.result.drift.append(f"review {name}: {decision.reason}")
             return
         assert definition_id is not None
-        with fenced(self.ectx, self.lease) as session:
+
+        def open_review_delete(session: Session) -> int | None:
             entry, _ = open_intent(
                 session,
                 key=rollback_key(original.idempotency_key),
@@ -514,7 +547,9 @@ class PhaseUndo:
                 now=self.ectx.clock.now(),
                 reverses_id=original.id,
             )
-            entry_id = entry.id
+            return entry.id
+
+        entry_id = await fenced(self.ectx, self.lease, open_review_delete)
         assert entry_id is not None
         try:
             await self.client.delete_access_review_definition(definition_id)
@@ -522,14 +557,14 @@ class PhaseUndo:
             pass  # already gone: what we wanted
         except GraphError as exc:
             if not is_transient(exc):
-                with fenced(self.ectx, self.lease) as session:
-                    record_outcome(
-                        session,
-                        entry_id,
-                        status=EntryStatus.failed,
-                        now=self.ectx.clock.now(),
-                        error=exc,
-                    )
+                failure = partial(
+                    record_outcome,
+                    entry_id=entry_id,
+                    status=EntryStatus.failed,
+                    now=self.ectx.clock.now(),
+                    error=exc,
+                )
+                await fenced(self.ectx, self.lease, failure)
                 self._fail(f"deleting review {name} failed: {describe(exc)}", exc)
                 return
         try:
@@ -540,7 +575,8 @@ class PhaseUndo:
         except GraphError as exc:
             self._fail(f"reading review {name} back failed: {describe(exc)}", exc)
             return
-        with fenced(self.ectx, self.lease) as session:
+
+        def record_review_delete(session: Session) -> None:
             if still_there:
                 record_outcome(
                     session,
@@ -553,7 +589,9 @@ class PhaseUndo:
                 record_outcome(
                     session, entry_id, status=EntryStatus.applied, now=self.ectx.clock.now()
                 )
-                self._settle(session, original.id, EntryStatus.reverted)
+                self._settle(session, original_id, EntryStatus.reverted)
+
+        await fenced(self.ectx, self.lease, record_review_delete)
         if still_there:
             self._fail(f"deleting review {name} failed: it is still there")
 

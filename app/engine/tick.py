@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import partial
 
 import structlog
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from app.db.models import Phase, Plan, Tenant
 from app.db.repos.plans import PlanRepository
@@ -40,10 +41,11 @@ SHOWN_NEW_ACCESS = 5
 
 async def tick(ectx: EngineContext, *, gates: GateEvaluator = monitoring_gates) -> None:
     """Drive every active plan one step further (as far as it can go now)."""
-    with ectx.session_factory() as session:
-        plan_ids = list(
+    plan_ids = await ectx.db.read(
+        lambda session: list(
             session.exec(select(Plan.id).where(col(Plan.state).in_(ACTIVE_STATES))).all()
         )
+    )
     for plan_id in plan_ids:
         await drive_plan(ectx, plan_id, gates=gates)
 
@@ -51,7 +53,7 @@ async def tick(ectx: EngineContext, *, gates: GateEvaluator = monitoring_gates) 
 async def drive_plan(
     ectx: EngineContext, plan_id: str, *, gates: GateEvaluator = monitoring_gates
 ) -> None:
-    lease = claim_plan(ectx, plan_id)
+    lease = await claim_plan(ectx, plan_id)
     if lease is None:
         return
     with structlog.contextvars.bound_contextvars(plan_id=plan_id, worker=ectx.worker_id):
@@ -62,38 +64,48 @@ async def drive_plan(
             return
         except Exception as exc:  # the tick boundary: log, leave a trace in the data, keep going
             log.error("engine.plan_error", error=type(exc).__name__, detail=str(exc), exc_info=exc)
-            _fail_running_phase(
+            await _fail_running_phase(
                 ectx, lease, plan_id, f"internal error: {type(exc).__name__}: {exc}"
             )
         finally:
             try:
-                release(ectx, lease)
+                await release(ectx, lease)
             except Exception as exc:  # pragma: no cover - the lease lapses on its own anyway
                 log.warning("engine.lease_release_failed", error=str(exc))
 
 
-def _fail_running_phase(ectx: EngineContext, lease: Lease, plan_id: str, reason: str) -> None:
+async def _fail_running_phase(ectx: EngineContext, lease: Lease, plan_id: str, reason: str) -> None:
+    now = ectx.clock.now()
+
+    def record(session: Session) -> None:
+        plan = get_plan_row(session, plan_id, for_update=True)
+        phases = PlanRepository(session).phases(plan_id)
+        running = next((p for p in phases if p.state == PhaseState.running.value), None)
+        if plan.state == PlanState.running.value and running is not None:
+            apply_event(
+                session,
+                plan=plan,
+                event=Event.fail,
+                actor=_actor(ectx),
+                reason=reason,
+                now=now,
+                phase_key=running.key,
+                phase_reason=reason,
+            )
+        else:
+            plan.status_reason = reason
+            session.add(plan)
+
     try:
-        with fenced(ectx, lease) as session:
-            plan = get_plan_row(session, plan_id, for_update=True)
-            phases = PlanRepository(session).phases(plan_id)
-            running = next((p for p in phases if p.state == PhaseState.running.value), None)
-            if plan.state == PlanState.running.value and running is not None:
-                apply_event(
-                    session,
-                    plan=plan,
-                    event=Event.fail,
-                    actor=_actor(ectx),
-                    reason=reason,
-                    now=ectx.clock.now(),
-                    phase_key=running.key,
-                    phase_reason=reason,
-                )
-            else:
-                plan.status_reason = reason
-                session.add(plan)
+        await fenced(ectx, lease, record)
     except Exception as exc:  # pragma: no cover
         log.error("engine.record_failure_failed", error=str(exc))
+
+
+def _record_step_done(plan_id: str, phase_key: str, index: int, session: Session) -> None:
+    row = session.exec(select(Phase).where(Phase.plan_id == plan_id, Phase.key == phase_key)).one()
+    row.current_step = index + 1
+    session.add(row)
 
 
 def _actor(ectx: EngineContext) -> str:
@@ -109,15 +121,17 @@ class PlanDriver:
         self.plan_id = plan_id
         self.gates = gates
 
-    def _load(self) -> tuple[Plan, list[Phase], Tenant]:
-        with self.ectx.session_factory() as session:
+    async def _load(self) -> tuple[Plan, list[Phase], Tenant]:
+        def load(session: Session) -> tuple[Plan, list[Phase], Tenant]:
             plan = get_plan_row(session, self.plan_id)
-            phases = PlanRepository(session).phases(self.plan_id)
+            phases = list(PlanRepository(session).phases(self.plan_id))
             tenant = session.get(Tenant, plan.tenant_id)
-        assert tenant is not None
-        return plan, phases, tenant
+            assert tenant is not None
+            return plan, phases, tenant
 
-    def _move(
+        return await self.ectx.db.read(load)
+
+    async def _move(
         self,
         event: Event,
         *,
@@ -126,29 +140,33 @@ class PlanDriver:
         phase_reason: str | None = None,
     ) -> bool:
         """Record a transition under the lease; False if the plan moved meanwhile (an operator)."""
-        with fenced(self.ectx, self.lease) as session:
+        now = self.ectx.clock.now()
+
+        def move(session: Session) -> None:
             plan = get_plan_row(session, self.plan_id, for_update=True)
-            try:
-                apply_event(
-                    session,
-                    plan=plan,
-                    event=event,
-                    actor=_actor(self.ectx),
-                    reason=reason,
-                    now=self.ectx.clock.now(),
-                    phase_key=phase_key,
-                    phase_reason=phase_reason,
-                )
-            except ConflictError as exc:
-                log.info("engine.transition_skipped", plan_event=event.value, detail=exc.detail)
-                session.rollback()
-                return False
+            apply_event(
+                session,
+                plan=plan,
+                event=event,
+                actor=_actor(self.ectx),
+                reason=reason,
+                now=now,
+                phase_key=phase_key,
+                phase_reason=phase_reason,
+            )
+
+        try:
+            await fenced(self.ectx, self.lease, move)
+        except ConflictError as exc:
+            log.info("engine.transition_skipped", plan_event=event.value, detail=exc.detail)
+            return False
         log.info("engine.transition", plan_event=event.value, phase=phase_key, reason=reason)
         return True
 
-    def _note(self, *, phase_key: str | None, reason: str | None) -> None:
+    async def _note(self, *, phase_key: str | None, reason: str | None) -> None:
         """Say why a phase or plan is waiting, without a transition."""
-        with fenced(self.ectx, self.lease) as session:
+
+        def note(session: Session) -> None:
             if phase_key is None:
                 plan = session.get(Plan, self.plan_id)
                 if plan is not None and plan.status_reason != reason:
@@ -162,16 +180,18 @@ class PlanDriver:
                 phase.status_reason = reason
                 session.add(phase)
 
+        await fenced(self.ectx, self.lease, note)
+
     async def run(self) -> None:
         for _ in range(MAX_MOVES_PER_TICK):
-            plan, phases, tenant = self._load()
+            plan, phases, tenant = await self._load()
             now = self.ectx.clock.now()
             if plan.state == PlanState.scheduled.value:
                 first_due = phases[0].due_at if phases else None
                 if (
                     first_due is not None
                     and first_due <= now
-                    and self._move(Event.tick, reason="the first phase is due")
+                    and await self._move(Event.tick, reason="the first phase is due")
                 ):
                     continue
                 return
@@ -203,58 +223,64 @@ class PlanDriver:
         state = PhaseState(phase.state)
         if state is PhaseState.pending:
             if phase.due_at is not None and phase.due_at <= now:
-                return self._move(
+                return await self._move(
                     Event.become_due, phase_key=phase.key, reason="its start time has come"
                 )
             return False
         if state is PhaseState.due:
             if Gate(phase.gate) is Gate.manual:
-                return self._move(
+                return await self._move(
                     Event.hold,
                     phase_key=phase.key,
                     phase_reason="waiting for an operator to advance (manual gate)",
                 )
             verdict = await self._gates(tenant.id, phase_spec.health_gates, now)
             if not verdict.passed:
-                return self._move(
+                return await self._move(
                     Event.hold,
                     phase_key=phase.key,
                     phase_reason="health gate: " + "; ".join(verdict.reasons),
                 )
-            return self._begin_if_window(phase, automation, now)
+            return await self._begin_if_window(phase, automation, now)
         if state is PhaseState.awaiting_gate:
             if Gate(phase.gate) is Gate.manual:
                 return False
             verdict = await self._gates(tenant.id, phase_spec.health_gates, now)
             if not verdict.passed:
-                self._note(phase_key=phase.key, reason="health gate: " + "; ".join(verdict.reasons))
+                await self._note(
+                    phase_key=phase.key, reason="health gate: " + "; ".join(verdict.reasons)
+                )
                 return False
-            return self._begin_if_window(phase, automation, now)
+            return await self._begin_if_window(phase, automation, now)
         if state is PhaseState.running:
             if automation.frozen:
-                self._note(phase_key=phase.key, reason="held: the tenant is frozen")
+                await self._note(phase_key=phase.key, reason="held: the tenant is frozen")
                 return False
             result = await self._run_steps(plan, phase, tenant, spec)
             if result.status is StepStatus.done:
-                return self._move(Event.finish, phase_key=phase.key, phase_reason=result.reason)
+                return await self._move(
+                    Event.finish, phase_key=phase.key, phase_reason=result.reason
+                )
             if result.status is StepStatus.failed:
-                self._move(
+                await self._move(
                     Event.fail,
                     phase_key=phase.key,
                     reason=result.reason,
                     phase_reason=result.reason,
                 )
                 return False
-            self._note(phase_key=phase.key, reason=result.reason)
+            await self._note(phase_key=phase.key, reason=result.reason)
             return False
         return False
 
-    def _begin_if_window(self, phase: Phase, automation: AutomationSettings, now: datetime) -> bool:
+    async def _begin_if_window(
+        self, phase: Phase, automation: AutomationSettings, now: datetime
+    ) -> bool:
         window = progression_window(automation, now)
         if not window.open:
-            self._note(phase_key=phase.key, reason=window.reason)
+            await self._note(phase_key=phase.key, reason=window.reason)
             return False
-        return self._move(Event.begin, phase_key=phase.key, reason="automatic progression")
+        return await self._move(Event.begin, phase_key=phase.key, reason="automatic progression")
 
     async def _gates(
         self, tenant_id: str, gates: Sequence[HealthGate], now: datetime
@@ -301,12 +327,9 @@ class PlanDriver:
                 return result
             if result.reason:
                 notes.append(result.reason)
-            with fenced(self.ectx, self.lease) as session:
-                row = session.exec(
-                    select(Phase).where(Phase.plan_id == plan.id, Phase.key == phase.key)
-                ).one()
-                row.current_step = index + 1
-                session.add(row)
+            await fenced(
+                self.ectx, self.lease, partial(_record_step_done, plan.id, phase.key, index)
+            )
         return StepResult.done("; ".join(notes) or None)
 
     async def _roll_back(self, plan: Plan, phases: list[Phase], tenant: Tenant) -> None:
@@ -336,17 +359,19 @@ class PlanDriver:
             ).run()
             drift += result.drift
             if result.failed:
-                self._move(
+                await self._move(
                     Event.rollback_failed, reason=f"rollback of {phase.key} failed: {result.failed}"
                 )
                 return
             if not result.done:
-                self._note(phase_key=None, reason=result.waiting)
+                await self._note(phase_key=None, reason=result.waiting)
                 return
             reason = "rolled back" + (
                 f"; drift left alone: {'; '.join(result.drift)}" if result.drift else ""
             )
-            if not self._move(Event.roll_back_phase, phase_key=phase.key, phase_reason=reason):
+            if not await self._move(
+                Event.roll_back_phase, phase_key=phase.key, phase_reason=reason
+            ):
                 return
         final = Event.partial_rollback_finished if target is not None else Event.rollback_finished
         unexplained = ""
@@ -365,10 +390,10 @@ class PlanDriver:
                 unexplained = f"; not in the baseline: {shown}" + (
                     f"; and {more} more" if more > 0 else ""
                 )
-        self._move(
+        await self._move(
             final,
             reason="rollback finished"
             + (f" (drift left alone: {len(drift)})" if drift else "")
             + unexplained,
         )
-        self._note(phase_key=None, reason=None)
+        await self._note(phase_key=None, reason=None)

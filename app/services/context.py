@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from app.db.session import SessionFactory
+from app.db.session import Database, SessionFactory
 from app.domain.clock import Clock
 from app.services.secrets import SecretBox
 from app.settings import Settings
@@ -23,7 +23,12 @@ class SystemClock:
 @dataclass
 class AppContext:
     settings: Settings
-    session_factory: SessionFactory
+    db: Database
     secret_box: SecretBox
     graph_factory: GraphClientFactory
     clock: Clock = field(default_factory=SystemClock)
+
+    @property
+    def session_factory(self) -> SessionFactory:
+        """Plain sessions, for synchronous callers already off the event loop."""
+        return self.db.factory

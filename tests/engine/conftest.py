@@ -12,7 +12,7 @@ import pytest
 from cryptography.fernet import Fernet
 from starlette.applications import Starlette
 
-from app.db.session import SessionFactory, unit_of_work
+from app.db.session import Database, SessionFactory, unit_of_work
 from app.domain.machine import PlanState
 from app.domain.tenant import TenantSpec
 from app.engine.context import EngineContext
@@ -151,7 +151,7 @@ async def assemble_rig(
     )
     box = SecretBox(Fernet.generate_key())
     ectx = EngineContext(
-        session_factory=session_factory,
+        db=Database(session_factory),
         graph_factory=factory,
         secret_box=box,
         clock=clock,

@@ -255,7 +255,7 @@ async def clients(rig: Rig, database_url: str) -> AsyncIterator[Clients]:
     )
     ctx = AppContext(
         settings=settings,
-        session_factory=rig.session_factory,
+        db=rig.ectx.db,
         secret_box=rig.ectx.secret_box,
         graph_factory=rig.ectx.graph_factory,
         clock=rig.clock,

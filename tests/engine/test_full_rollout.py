@@ -33,7 +33,7 @@ async def api(rig: Rig, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     )
     ctx = AppContext(
         settings=settings,
-        session_factory=rig.session_factory,
+        db=rig.ectx.db,
         secret_box=rig.ectx.secret_box,
         graph_factory=rig.ectx.graph_factory,
         clock=rig.clock,

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from app.db.models import JournalEntry, Plan, Transition, WorkItem
 from app.db.models import Lease as LeaseRow
@@ -623,14 +623,19 @@ def still_running() -> list[asyncio.Task[Any]]:
     return [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
 
 
-def note_on_plan(ectx: EngineContext, lease: Lease | None, plan_id: str, text: str) -> None:
+async def note_on_plan(
+    ectx: EngineContext, lease: Lease | None, plan_id: str, text: str
+) -> None:
     """An engine write under ``lease``: it goes through the fence like every other."""
     assert lease is not None
-    with fenced(ectx, lease) as session:
+
+    def note(session: Session) -> None:
         plan = session.get(Plan, plan_id)
         assert plan is not None
         plan.status_reason = text
         session.add(plan)
+
+    await fenced(ectx, lease, note)
 
 
 class TestLease:
@@ -642,9 +647,9 @@ class TestLease:
         worker_a = replace(rig.ectx, worker_id="worker-a")
         worker_b = replace(rig.ectx, worker_id="worker-b")
 
-        lease_a = claim_plan(worker_a, plan_id)
+        lease_a = await claim_plan(worker_a, plan_id)
         assert lease_a is not None
-        assert claim_plan(worker_b, plan_id) is None
+        assert await claim_plan(worker_b, plan_id) is None
         for seconds in (0, 59):
             rig.clock.advance(seconds=seconds)
             await tick(worker_b)
@@ -664,9 +669,11 @@ class TestLease:
         assert {e.fencing_token for e in journal(rig, plan_id)} == {lease.token}
 
         with pytest.raises(LeaseLostError, match=rf"\(token {lease_a.token}\) was taken over"):
-            note_on_plan(worker_a, lease_a, plan_id, "written by a stale worker")
+            await note_on_plan(worker_a, lease_a, plan_id, "written by a stale worker")
         assert rig.view(plan_id).row.status_reason != "written by a stale worker"
-        note_on_plan(worker_b, claim_plan(worker_b, plan_id), plan_id, "written by the holder")
+        await note_on_plan(
+            worker_b, await claim_plan(worker_b, plan_id), plan_id, "written by the holder"
+        )
         assert rig.view(plan_id).row.status_reason == "written by the holder"
 
     async def test_a_worker_that_loses_its_lease_mid_conversion_stops_writing(
@@ -683,7 +690,7 @@ class TestLease:
             if count == 1:
                 # worker-a's Graph call outlives its lease; worker-b claims the plan meanwhile.
                 rig.clock.advance(seconds=120)
-                lease = claim_plan(worker_b, plan_id)
+                lease = await claim_plan(worker_b, plan_id)
                 assert lease is not None
                 taken.append(lease.token)
 

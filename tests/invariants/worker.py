@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from cryptography.fernet import Fernet
 
-from app.db.session import create_db_engine, create_session_factory
+from app.db.session import Database, create_db_engine, create_session_factory
 from app.engine.context import EngineContext
 from app.engine.tick import tick
 from app.graph.factory import GraphClientFactory
@@ -31,7 +31,7 @@ async def main(url: str, worker_id: str, seconds: float) -> None:
         GraphSettings(request_timeout_seconds=3, total_deadline_seconds=30, max_attempts=8)
     )
     ectx = EngineContext(
-        session_factory=create_session_factory(engine),
+        db=Database(create_session_factory(engine)),
         graph_factory=factory,
         secret_box=_BOX,
         clock=SystemClock(),

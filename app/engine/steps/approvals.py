@@ -23,7 +23,7 @@ class RequireApproval:
                 return StepResult.failed(f"resolving approvers failed: {exc.code}: {exc.message}")
             for role_uuid in sc.spec.role_ids(rule.roles):
                 role_id = str(role_uuid)
-                reason = sc.stop_reason()
+                reason = await sc.stop_reason()
                 if reason:
                     return StepResult.stopped(reason)
                 try:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from sqlmodel import Session
 
@@ -16,6 +15,8 @@ from app.domain.plan import PhaseSpec, PlanSpec, Step
 from app.domain.tenant import AutomationSettings, Binding, CommsSettings, GraphLimits
 from app.engine.context import EngineContext, Lease, fenced
 from app.graph.client import GraphClient
+
+T = TypeVar("T")
 
 
 class StepStatus(StrEnum):
@@ -65,16 +66,20 @@ class StepContext:
     client: GraphClient
     notes: list[str] = field(default_factory=list)
 
-    @contextmanager
-    def write(self) -> Iterator[Session]:
-        with fenced(self.engine, self.lease) as session:
-            yield session
+    async def write(self, fn: Callable[[Session], T]) -> T:
+        """``fn`` in one write transaction under our lease (on a worker thread)."""
+        return await fenced(self.engine, self.lease, fn)
 
-    def stop_reason(self) -> str | None:
+    async def read(self, fn: Callable[[Session], T]) -> T:
+        return await self.engine.db.read(fn)
+
+    async def stop_reason(self) -> str | None:
         """Why work must stop at this item boundary (pause, freeze, rollback), or None."""
-        with self.engine.session_factory() as session:
-            plan = session.get(Plan, self.plan_id)
-            tenant = session.get(Tenant, self.tenant_id)
+
+        def load(session: Session) -> tuple[Plan | None, Tenant | None]:
+            return session.get(Plan, self.plan_id), session.get(Tenant, self.tenant_id)
+
+        plan, tenant = await self.read(load)
         if plan is None or plan.state != PlanState.running.value:
             return f"the plan is {plan.state if plan else 'gone'}"
         if tenant is not None and AutomationSettings.model_validate(tenant.automation).frozen:

@@ -8,8 +8,11 @@ looked up there before anything is sent again.
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import partial
 
-from app.db.models import Tenant
+from sqlmodel import Session
+
+from app.db.models import Tenant, WorkItem
 from app.db.repos.work_items import WorkItemRepository
 from app.domain.journal import EntryStatus, Operation, mail_key
 from app.domain.plan import SendCommsStep
@@ -41,13 +44,16 @@ class SendComms:
         assert isinstance(step, SendCommsStep)
         if not sc.comms.sender:
             return StepResult.failed("the tenant has no comms sender mailbox (comms.sender)")
-        with sc.engine.session_factory() as session:
+
+        def load(session: Session) -> tuple[list[WorkItem], Tenant | None]:
             # Only roles that became just-in-time are announced: a role kept Active (the last
             # active GA/PRA holder) does not change for its holder, and the mail would say it did.
             items = WorkItemRepository(session).list_items(
                 sc.plan_id, phase_key=sc.phase.key, states=[WorkItemState.done.value]
             )
-            tenant = session.get(Tenant, sc.tenant_id)
+            return list(items), session.get(Tenant, sc.tenant_id)
+
+        items, tenant = await sc.read(load)
         roles_by_user: dict[str, list[str]] = defaultdict(list)
         names: dict[str, str | None] = {}
         for item in items:
@@ -66,7 +72,7 @@ class SendComms:
         page_url = comms_page_url(sc.engine.public_url, sc.plan_id, sc.phase.key)
         sent = skipped = 0
         for principal_id, roles in roles_by_user.items():
-            reason = sc.stop_reason()
+            reason = await sc.stop_reason()
             if reason:
                 return StepResult.stopped(reason)
             person = directory.get(principal_id)
@@ -108,23 +114,23 @@ class SendComms:
         sender = sc.comms.sender
         assert sender is not None
         key = mail_key(sc.plan_id, sc.phase.key, principal_id)
-        with sc.write() as session:
-            entry, was_pending = open_intent(
-                session,
-                key=key,
-                plan_id=sc.plan_id,
-                phase_key=sc.phase.key,
-                step_index=sc.step_index,
-                operation=Operation.send_mail,
-                target={"principal_id": principal_id, "to": address, "sender": sender},
-                prior_state=None,
-                desired_state={"subject": subject},
-                fencing_token=sc.lease.token,
-                now=sc.engine.clock.now(),
-            )
-            entry_id, status = entry.id, entry.status
+        intent = partial(
+            open_intent,
+            key=key,
+            plan_id=sc.plan_id,
+            phase_key=sc.phase.key,
+            step_index=sc.step_index,
+            operation=Operation.send_mail,
+            target={"principal_id": principal_id, "to": address, "sender": sender},
+            prior_state=None,
+            desired_state={"subject": subject},
+            fencing_token=sc.lease.token,
+            now=sc.engine.clock.now(),
+        )
+        entry, was_pending = await sc.write(intent)
+        entry_id = entry.id
         assert entry_id is not None
-        if status in DONE_STATUSES:
+        if entry.status in DONE_STATUSES:
             return False
         message = MailMessage(
             subject=subject,
@@ -144,23 +150,23 @@ class SendComms:
                 if (was_pending or attempt) and await sc.client.find_sent_message(
                     sender, MAIL_KEY_PROPERTY, key
                 ):
-                    self._record(
+                    await self._record(
                         sc, entry_id, EntryStatus.applied, {"verified_in_sent_items": True}
                     )
                     return False
                 await sc.client.send_mail(sender, message, save_to_sent_items=True)
-                self._record(sc, entry_id, EntryStatus.applied, {"to": address})
+                await self._record(sc, entry_id, EntryStatus.applied, {"to": address})
                 return True
             except GraphError as exc:
                 if not is_transient(exc):
-                    self._record(sc, entry_id, EntryStatus.failed, None, exc)
+                    await self._record(sc, entry_id, EntryStatus.failed, None, exc)
                     raise
                 last = exc
         assert last is not None
-        self._record(sc, entry_id, EntryStatus.failed, None, last)
+        await self._record(sc, entry_id, EntryStatus.failed, None, last)
         raise last
 
-    def _record(
+    async def _record(
         self,
         sc: StepContext,
         entry_id: int,
@@ -168,15 +174,16 @@ class SendComms:
         outcome: dict[str, object] | None,
         error: GraphError | None = None,
     ) -> None:
-        with sc.write() as session:
-            record_outcome(
-                session,
-                entry_id,
+        await sc.write(
+            partial(
+                record_outcome,
+                entry_id=entry_id,
                 status=status,
                 now=sc.engine.clock.now(),
                 outcome=outcome,
                 error=error,
             )
+        )
 
 
 register("send_comms", SendComms())

@@ -9,13 +9,15 @@ several batches run at once, and the client paces writes to the tenant's quota.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import update
+from sqlmodel import Session
 
 from app.db.models import WorkItem
 from app.db.repos.work_items import WorkItemRepository
@@ -92,10 +94,12 @@ class ConvertCohort:
         step = sc.step
         assert isinstance(step, ConvertCohortStep)
         roles = [str(r) for r in sc.spec.role_ids(step.roles)]
-        with sc.engine.session_factory() as session:
-            materialized = (
+
+        materialized = await sc.read(
+            lambda session: (
                 WorkItemRepository(session).count(sc.plan_id, sc.phase.key, sc.step_index) > 0
             )
+        )
         # The role settings are read while the cohort is: both are round trips before any write.
         expirations = asyncio.ensure_future(self._expirations(sc, roles))
         try:
@@ -114,13 +118,15 @@ class ConvertCohort:
         result = await self._convert(sc, step, roles, durations)
         if result is not None:
             return result
-        with sc.engine.session_factory() as session:
-            failed = WorkItemRepository(session).list_items(
+
+        failed = await sc.read(
+            lambda session: WorkItemRepository(session).list_items(
                 sc.plan_id,
                 phase_key=sc.phase.key,
                 step_index=sc.step_index,
                 states=[WorkItemState.failed.value],
             )
+        )
         if failed:
             sample = "; ".join(f"{_describe(i)}: {i.last_error}" for i in failed[:3])
             return StepResult.failed(f"{len(failed)} item(s) failed after retries ({sample})")
@@ -191,7 +197,8 @@ class ConvertCohort:
             )
             if schedule is not None and choice.skip_reason is None:
                 preexisting.append((choice, schedule))
-        with sc.write() as session:
+
+        def record_items(session: Session) -> None:
             repo = WorkItemRepository(session)
             if repo.count(sc.plan_id, sc.phase.key, sc.step_index) > 0:
                 return  # another attempt got here first
@@ -232,6 +239,8 @@ class ConvertCohort:
                             "note": "already eligible before the plan",
                         },
                     )
+
+        await sc.write(record_items)
         log.info(
             "engine.convert.materialized",
             plan_id=sc.plan_id,
@@ -272,18 +281,11 @@ class ConvertCohort:
         """
         rounds = 0
         while True:
-            reason = sc.stop_reason()
+            reason = await sc.stop_reason()
             if reason:
                 return StepResult.stopped(reason)
-            with sc.engine.session_factory() as session:
-                todo = list(
-                    WorkItemRepository(session).list_items(
-                        sc.plan_id,
-                        phase_key=sc.phase.key,
-                        step_index=sc.step_index,
-                        states=[WorkItemState.pending.value, WorkItemState.eligible_created.value],
-                    )
-                )
+
+            todo = await sc.read(self._open_items(sc))
             if not todo:
                 return None
             if rounds:
@@ -306,6 +308,20 @@ class ConvertCohort:
             finally:
                 keep.cancel()
                 await asyncio.gather(keep, return_exceptions=True)
+
+    @staticmethod
+    def _open_items(sc: StepContext) -> Callable[[Session], list[WorkItem]]:
+        def open_items(session: Session) -> list[WorkItem]:
+            return list(
+                WorkItemRepository(session).list_items(
+                    sc.plan_id,
+                    phase_key=sc.phase.key,
+                    step_index=sc.step_index,
+                    states=[WorkItemState.pending.value, WorkItemState.eligible_created.value],
+                )
+            )
+
+        return open_items
 
     async def _last_holders_to_keep(self, sc: StepContext, todo: list[WorkItem]) -> set[int]:
         """PIM refuses to remove the last active Global/Privileged Role Administrator.
@@ -338,13 +354,13 @@ class ConvertCohort:
         duration: timedelta | None,
         last_holders: asyncio.Future[set[int]],
     ) -> None:
-        if sc.stop_reason():
+        if await sc.stop_reason():
             return
         pending = [i for i in chunk if i.state == WorkItemState.pending.value]
         ready = [i for i in chunk if i.state == WorkItemState.eligible_created.value]
         if pending:
             outcomes = await self._create_eligible(sc, step, pending, duration)
-            self._record(sc, pending, outcomes)
+            await self._record(sc, pending, outcomes)
             ready += [
                 i
                 for i in pending
@@ -359,14 +375,14 @@ class ConvertCohort:
             keep = await asyncio.shield(last_holders)
         kept = [i for i in ready if (i.id or 0) in keep]
         if kept:
-            self._record(sc, kept, {i.id or 0: _kept_active(i) for i in kept})
+            await self._record(sc, kept, {i.id or 0: _kept_active(i) for i in kept})
         ready = [i for i in ready if (i.id or 0) not in keep]
-        if ready and not sc.stop_reason():
-            self._record(sc, ready, await self._remove_active(sc, step, ready))
+        if ready and not await sc.stop_reason():
+            await self._record(sc, ready, await self._remove_active(sc, step, ready))
 
     # -- stage A: create and confirm the Eligible assignment ----------------------------------
 
-    def _open(
+    async def _open(
         self,
         sc: StepContext,
         items: list[WorkItem],
@@ -393,22 +409,23 @@ class ConvertCohort:
             )
             for item in items
         }
-        with sc.write() as session:
-            opened = open_intents(
-                session,
-                list(intents.values()),
+
+        opened = await sc.write(
+            partial(
+                open_intents,
+                intents=list(intents.values()),
                 plan_id=sc.plan_id,
                 phase_key=sc.phase.key,
                 step_index=sc.step_index,
                 fencing_token=sc.lease.token,
                 now=sc.engine.clock.now(),
             )
+        )
         return {item_id: opened[intent.key] for item_id, intent in intents.items()}
 
-    def _close(self, sc: StepContext, results: list[Outcome]) -> None:
+    async def _close(self, sc: StepContext, results: list[Outcome]) -> None:
         if results:
-            with sc.write() as session:
-                record_outcomes(session, results, now=sc.engine.clock.now())
+            await sc.write(partial(record_outcomes, outcomes=results, now=sc.engine.clock.now()))
 
     async def _create_eligible(
         self,
@@ -422,7 +439,7 @@ class ConvertCohort:
             if duration is None
             else ExpirationCreate(type=ExpirationType.after_duration, duration=duration)
         )
-        entries = self._open(
+        entries = await self._open(
             sc,
             items,
             Operation.create_eligibility,
@@ -503,7 +520,7 @@ class ConvertCohort:
                         applied(item, {"eligible_schedule_id": value, "verified": True})
                     else:
                         failed(item, "no answer from Graph and no eligibility found")
-        self._close(sc, results)
+        await self._close(sc, results)
 
         # Confirm every item whose eligibility should now exist (invariant 1's first half).
         confirm = [i for i in items if (i.id or 0) not in outcomes]
@@ -528,7 +545,7 @@ class ConvertCohort:
     async def _remove_active(
         self, sc: StepContext, step: ConvertCohortStep, items: list[WorkItem]
     ) -> dict[int, _Outcome]:
-        entries = self._open(
+        entries = await self._open(
             sc,
             items,
             Operation.remove_active,
@@ -591,10 +608,10 @@ class ConvertCohort:
                 f"removing the Active assignment failed: {_text(error)}",
                 permanent=isinstance(error, GraphPolicyValidationError),
             )
-        self._close(sc, results)
+        await self._close(sc, results)
         return outcomes
 
-    def _record(
+    async def _record(
         self, sc: StepContext, items: Sequence[WorkItem], outcomes: dict[int, _Outcome]
     ) -> None:
         now = sc.engine.clock.now()
@@ -619,8 +636,7 @@ class ConvertCohort:
                 }
             )
         if rows:
-            with sc.write() as session:
-                session.execute(update(WorkItem), rows)
+            await sc.write(lambda session: session.execute(update(WorkItem), rows))
 
 
 async def _send(

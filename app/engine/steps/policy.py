@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
+from sqlmodel import Session
+
+from app.db.models import JournalEntry
 from app.db.repos.journal import JournalRepository
 from app.domain.journal import EntryStatus, Operation, rule_key
 from app.domain.roles import role_name
@@ -34,39 +38,31 @@ async def apply_rule_changes(
     """PATCH each changed rule, then read it back; raise ``RuleChangeError`` with the reason."""
     await _settle_earlier_attempts(sc, role_id=role_id, policy_id=policy_id, skip=set(changes))
     for rule_id, desired in changes.items():
-        key = rule_key(sc.plan_id, sc.phase.key, sc.step_index, role_id, rule_id)
-        with sc.write() as session:
-            entry, was_pending = open_intent(
-                session,
-                key=key,
-                plan_id=sc.plan_id,
-                phase_key=sc.phase.key,
-                step_index=sc.step_index,
-                operation=Operation.update_policy_rule,
-                target={"role_id": role_id, "policy_id": policy_id, "rule_id": rule_id},
-                prior_state=dict(current[rule_id]),
-                desired_state=dict(desired),
-                fencing_token=sc.lease.token,
-                now=sc.engine.clock.now(),
-            )
-            entry_id, status = entry.id, entry.status
+        intent = partial(
+            open_intent,
+            key=rule_key(sc.plan_id, sc.phase.key, sc.step_index, role_id, rule_id),
+            plan_id=sc.plan_id,
+            phase_key=sc.phase.key,
+            step_index=sc.step_index,
+            operation=Operation.update_policy_rule,
+            target={"role_id": role_id, "policy_id": policy_id, "rule_id": rule_id},
+            prior_state=dict(current[rule_id]),
+            desired_state=dict(desired),
+            fencing_token=sc.lease.token,
+            now=sc.engine.clock.now(),
+        )
+        entry, was_pending = await sc.write(intent)
+        entry_id = entry.id
         assert entry_id is not None
-        if status in DONE_STATUSES:
+        if entry.status in DONE_STATUSES:
             continue
         error = await _patch_until_applied(sc, policy_id, rule_id, desired, check_first=was_pending)
-        with sc.write() as session:
-            if error is None:
-                record_outcome(
-                    session, entry_id, status=EntryStatus.applied, now=sc.engine.clock.now()
-                )
-            else:
-                record_outcome(
-                    session,
-                    entry_id,
-                    status=EntryStatus.failed,
-                    now=sc.engine.clock.now(),
-                    error=error,
-                )
+        outcome = (
+            partial(record_outcome, entry_id=entry_id, status=EntryStatus.applied)
+            if error is None
+            else partial(record_outcome, entry_id=entry_id, status=EntryStatus.failed, error=error)
+        )
+        await sc.write(partial(outcome, now=sc.engine.clock.now()))
         if error is not None:
             text = error if isinstance(error, str) else describe(error)
             raise RuleChangeError(f"{role_name(role_id)}: {rule_id}: {text}")
@@ -77,8 +73,9 @@ async def _settle_earlier_attempts(
 ) -> None:
     """A change an earlier attempt left failed or pending may have landed after all: if the rule
     now reads as it wanted, the journal says so (and rollback will restore it)."""
-    with sc.engine.session_factory() as session:
-        open_entries = [
+
+    def open_entries(session: Session) -> list[JournalEntry]:
+        return [
             e
             for e in JournalRepository(session).list_for_plan(
                 sc.plan_id,
@@ -90,17 +87,19 @@ async def _settle_earlier_attempts(
             and e.target.get("role_id") == role_id
             and e.target.get("rule_id") not in skip
         ]
-    for entry in open_entries:
+
+    for entry in await sc.read(open_entries):
         assert entry.id is not None
         if await _rule_matches(sc, policy_id, entry.target["rule_id"], entry.desired_state or {}):
-            with sc.write() as session:
-                record_outcome(
-                    session,
-                    entry.id,
+            await sc.write(
+                partial(
+                    record_outcome,
+                    entry_id=entry.id,
                     status=EntryStatus.applied,
                     now=sc.engine.clock.now(),
                     outcome={"verified_later": True},
                 )
+            )
 
 
 async def _patch_until_applied(

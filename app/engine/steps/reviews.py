@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -98,7 +99,7 @@ class CreateAccessReviews:
         start = sc.engine.clock.now().date()
         for role_uuid in sc.spec.role_ids(step.roles):
             role_id = str(role_uuid)
-            reason = sc.stop_reason()
+            reason = await sc.stop_reason()
             if reason:
                 return StepResult.stopped(reason)
             reviewer, fallback = reviewer_for_binding(step, sc.bindings, role_id)
@@ -126,9 +127,10 @@ class CreateAccessReviews:
 
     async def _create(self, sc: StepContext, role_id: str, body: dict[str, Any]) -> None:
         key = review_key(sc.plan_id, sc.phase.key, sc.step_index, role_id)
-        with sc.write() as session:
-            entry, was_pending = open_intent(
-                session,
+
+        entry, was_pending = await sc.write(
+            partial(
+                open_intent,
                 key=key,
                 plan_id=sc.plan_id,
                 phase_key=sc.phase.key,
@@ -140,9 +142,10 @@ class CreateAccessReviews:
                 fencing_token=sc.lease.token,
                 now=sc.engine.clock.now(),
             )
-            entry_id, status = entry.id, entry.status
+        )
+        entry_id = entry.id
         assert entry_id is not None
-        if status in DONE_STATUSES:
+        if entry.status in DONE_STATUSES:
             return
         definition_id: str | None = None
         last: GraphError | None = None
@@ -163,37 +166,42 @@ class CreateAccessReviews:
                 break
             except GraphError as exc:
                 if not is_transient(exc):
-                    with sc.write() as session:
-                        record_outcome(
-                            session,
-                            entry_id,
+                    await sc.write(
+                        partial(
+                            record_outcome,
+                            entry_id=entry_id,
                             status=EntryStatus.failed,
                             now=sc.engine.clock.now(),
                             error=exc,
                         )
+                    )
                     raise
                 last = exc
                 definition_id = None
         else:
             assert last is not None
-            with sc.write() as session:
-                record_outcome(
-                    session,
-                    entry_id,
+
+            await sc.write(
+                partial(
+                    record_outcome,
+                    entry_id=entry_id,
                     status=EntryStatus.failed,
                     now=sc.engine.clock.now(),
                     error=last,
                 )
+            )
             raise last
-        with sc.write() as session:
-            record_outcome(
-                session,
-                entry_id,
+
+        await sc.write(
+            partial(
+                record_outcome,
+                entry_id=entry_id,
                 status=EntryStatus.applied,
                 now=sc.engine.clock.now(),
                 outcome={"definition_id": confirmed.id, "status": confirmed.status},
                 request_id=confirmed.id,
             )
+        )
 
     async def _find(self, sc: StepContext, display_name: str) -> str | None:
         async for definition in sc.client.iter_access_review_definitions(display_name=display_name):

@@ -18,7 +18,7 @@ class ApplyRoleSettings:
         step = sc.step
         assert isinstance(step, ApplyRoleSettingsStep)
         for role_id in sc.spec.role_ids(step.roles):
-            reason = sc.stop_reason()
+            reason = await sc.stop_reason()
             if reason:
                 return StepResult.stopped(reason)
             target = sc.spec.role(role_id)

@@ -18,14 +18,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
+
+from sqlmodel import Session
 
 from app.db.models import MonitoringCursor, StandingAssignmentRecord
 from app.db.repos.monitoring import MonitoringRepository
-from app.db.session import SessionFactory, unit_of_work
+from app.db.session import Database
 from app.domain.rules import EXPIRATION_END_USER
 from app.graph.client import GraphClient
 from app.graph.errors import GraphBadRequestError, GraphError, GraphNotFoundError
-from app.graph.models import DirectoryAudit, ExpirationRule, ScheduleRequestAction
+from app.graph.models import (
+    DirectoryAudit,
+    ExpirationRule,
+    ScheduleRequest,
+    ScheduleRequestAction,
+)
 from app.logging import get_logger
 from app.services.monitoring.records import (
     ROLE_MANAGEMENT,
@@ -68,11 +76,10 @@ def _mark_run(cursor: MonitoringCursor, *, now: datetime, error: str | None) -> 
 
 
 def _record_failure(
-    session_factory: SessionFactory, tenant_id: str, source: str, now: datetime, error: str
+    session: Session, tenant_id: str, source: str, now: datetime, error: str
 ) -> None:
-    with unit_of_work(session_factory) as session:
-        cursor = MonitoringRepository(session).cursor_for_update(tenant_id, source)
-        _mark_run(cursor, now=now, error=error)
+    cursor = MonitoringRepository(session).cursor_for_update(tenant_id, source)
+    _mark_run(cursor, now=now, error=error)
 
 
 class TenantCollector:
@@ -81,13 +88,13 @@ class TenantCollector:
     def __init__(
         self,
         *,
-        session_factory: SessionFactory,
+        db: Database,
         client: GraphClient,
         tenant_id: str,
         now: datetime,
         settings: MonitoringSettings,
     ) -> None:
-        self.session_factory = session_factory
+        self.db = db
         self.client = client
         self.tenant_id = tenant_id
         self.now = now
@@ -98,12 +105,15 @@ class TenantCollector:
 
     async def requests(self) -> tuple[int, int]:
         listed = [r async for r in self.client.iter_assignment_requests() if is_collected(r)]
-        with self.session_factory() as session:
+
+        def unknown(session: Session) -> tuple[list[ScheduleRequest], set[str], dict[str, str]]:
             repo = MonitoringRepository(session)
             known = repo.requests_by_id(self.tenant_id, [r.id for r in listed])
             fresh = [r for r in listed if r.id not in known]
             wanted = {(r.principal_id or "").lower() for r in fresh}
-            names = repo.known_principal_names(self.tenant_id, sorted(wanted))
+            return fresh, wanted, repo.known_principal_names(self.tenant_id, sorted(wanted))
+
+        fresh, wanted, names = await self.db.read(unknown)
         names.update(await self._resolve_names(wanted - set(names)))
         maxima = await self._role_maxima(
             {
@@ -112,46 +122,54 @@ class TenantCollector:
                 if r.action_kind is ScheduleRequestAction.self_activate
             }
         )
+        return await self.db.write(partial(self._store_requests, listed, names, maxima))
+
+    def _store_requests(
+        self,
+        listed: list[ScheduleRequest],
+        names: dict[str, str],
+        maxima: dict[str, timedelta | None],
+        session: Session,
+    ) -> tuple[int, int]:
         added = updated = 0
-        with unit_of_work(self.session_factory) as session:
-            repo = MonitoringRepository(session)
-            stored = repo.requests_by_id(self.tenant_id, [r.id for r in listed])
-            newest: datetime | None = None
-            oldest: datetime | None = None
-            for request in listed:
-                row = stored.get(request.id)
-                if row is not None:
-                    if update_request_row(row, request, now=self.now):
-                        updated += 1
-                        session.add(row)
-                    continue
-                role_id = (request.role_definition_id or "").lower()
-                max_duration = maxima.get(role_id)
-                new_row = new_request_row(
-                    self.tenant_id,
-                    request,
-                    now=self.now,
-                    principal_name=names.get((request.principal_id or "").lower()),
-                    max_duration_seconds=(
-                        int(max_duration.total_seconds())
-                        if max_duration is not None
-                        and request.action_kind is ScheduleRequestAction.self_activate
-                        else None
-                    ),
-                )
-                if new_row is None:
-                    continue
-                repo.add(new_row)
-                added += 1
-                newest = max(newest or new_row.requested_at, new_row.requested_at)
-                oldest = min(oldest or new_row.requested_at, new_row.requested_at)
-            cursor = repo.cursor_for_update(self.tenant_id, REQUESTS)
-            if newest is not None:
-                cursor.position = max(cursor.position or newest, newest)
-            starts = [t for t in (cursor.covers_from, self.history_start, oldest) if t is not None]
-            cursor.covers_from = min(starts)
-            cursor.stored += added
-            _mark_run(cursor, now=self.now, error=None)
+        repo = MonitoringRepository(session)
+        stored = repo.requests_by_id(self.tenant_id, [r.id for r in listed])
+        newest: datetime | None = None
+        oldest: datetime | None = None
+        for request in listed:
+            row = stored.get(request.id)
+            if row is not None:
+                if update_request_row(row, request, now=self.now):
+                    updated += 1
+                    session.add(row)
+                continue
+            role_id = (request.role_definition_id or "").lower()
+            max_duration = maxima.get(role_id)
+            new_row = new_request_row(
+                self.tenant_id,
+                request,
+                now=self.now,
+                principal_name=names.get((request.principal_id or "").lower()),
+                max_duration_seconds=(
+                    int(max_duration.total_seconds())
+                    if max_duration is not None
+                    and request.action_kind is ScheduleRequestAction.self_activate
+                    else None
+                ),
+            )
+            if new_row is None:
+                continue
+            repo.add(new_row)
+            added += 1
+            newest = max(newest or new_row.requested_at, new_row.requested_at)
+            oldest = min(oldest or new_row.requested_at, new_row.requested_at)
+        cursor = repo.cursor_for_update(self.tenant_id, REQUESTS)
+        if newest is not None:
+            cursor.position = max(cursor.position or newest, newest)
+        starts = [t for t in (cursor.covers_from, self.history_start, oldest) if t is not None]
+        cursor.covers_from = min(starts)
+        cursor.stored += added
+        _mark_run(cursor, now=self.now, error=None)
         return added, updated
 
     async def _resolve_names(self, principal_ids: set[str]) -> dict[str, str]:
@@ -184,30 +202,39 @@ class TenantCollector:
     # -- audit records -----------------------------------------------------------------------
 
     async def audits(self) -> int:
-        with self.session_factory() as session:
-            cursor = MonitoringRepository(session).get_cursor(self.tenant_id, AUDITS)
-            position = cursor.position if cursor is not None else None
+        cursor = await self.db.read(
+            lambda session: MonitoringRepository(session).get_cursor(self.tenant_id, AUDITS)
+        )
+        position = cursor.position if cursor is not None else None
         overlap = timedelta(seconds=self.settings.audit_overlap_seconds)
         since = position - overlap if position is not None else self.history_start
         records = await self._read_audits(since)
+        return await self.db.write(partial(self._store_audits, records, position, since))
+
+    def _store_audits(
+        self,
+        records: list[DirectoryAudit],
+        position: datetime | None,
+        since: datetime,
+        session: Session,
+    ) -> int:
         added = 0
-        with unit_of_work(self.session_factory) as session:
-            repo = MonitoringRepository(session)
-            existing = repo.existing_audit_ids(self.tenant_id, [r.id for r in records])
-            newest = position
-            for record in records:
-                row = audit_row(self.tenant_id, record, now=self.now)
-                if row is None or row.audit_id in existing:
-                    continue
-                existing.add(row.audit_id)
-                repo.add(row)
-                added += 1
-                newest = max(newest or row.activity_at, row.activity_at)
-            cursor_row = repo.cursor_for_update(self.tenant_id, AUDITS)
-            cursor_row.position = newest
-            cursor_row.covers_from = cursor_row.covers_from or since
-            cursor_row.stored += added
-            _mark_run(cursor_row, now=self.now, error=None)
+        repo = MonitoringRepository(session)
+        existing = repo.existing_audit_ids(self.tenant_id, [r.id for r in records])
+        newest = position
+        for record in records:
+            row = audit_row(self.tenant_id, record, now=self.now)
+            if row is None or row.audit_id in existing:
+                continue
+            existing.add(row.audit_id)
+            repo.add(row)
+            added += 1
+            newest = max(newest or row.activity_at, row.activity_at)
+        cursor_row = repo.cursor_for_update(self.tenant_id, AUDITS)
+        cursor_row.position = newest
+        cursor_row.covers_from = cursor_row.covers_from or since
+        cursor_row.stored += added
+        _mark_run(cursor_row, now=self.now, error=None)
         return added
 
     async def _read_audits(self, since: datetime) -> list[DirectoryAudit]:
@@ -257,40 +284,44 @@ class TenantCollector:
                 first_seen_at=self.now,
                 last_seen_at=self.now,
             )
+        return await self.db.write(partial(self._store_assignments, seen))
+
+    def _store_assignments(
+        self, seen: dict[str, StandingAssignmentRecord], session: Session
+    ) -> tuple[int, int]:
         added = gone = 0
-        with unit_of_work(self.session_factory) as session:
-            repo = MonitoringRepository(session)
-            known = repo.standing_by_assignment(self.tenant_id)
-            for assignment_id, fresh in seen.items():
-                row = known.get(assignment_id)
-                if row is None:
-                    repo.add(fresh)
-                    added += 1
-                    continue
-                if row.gone_at is not None:
-                    # Back after it was gone: a new assignment as far as anyone can tell.
-                    row.first_seen_at = self.now
-                    row.gone_at = None
-                    added += 1
-                row.last_seen_at = self.now
-                row.principal_name = fresh.principal_name or row.principal_name
+        repo = MonitoringRepository(session)
+        known = repo.standing_by_assignment(self.tenant_id)
+        for assignment_id, fresh in seen.items():
+            row = known.get(assignment_id)
+            if row is None:
+                repo.add(fresh)
+                added += 1
+                continue
+            if row.gone_at is not None:
+                # Back after it was gone: a new assignment as far as anyone can tell.
+                row.first_seen_at = self.now
+                row.gone_at = None
+                added += 1
+            row.last_seen_at = self.now
+            row.principal_name = fresh.principal_name or row.principal_name
+            session.add(row)
+        for assignment_id, row in known.items():
+            if assignment_id not in seen and row.gone_at is None:
+                row.gone_at = self.now
                 session.add(row)
-            for assignment_id, row in known.items():
-                if assignment_id not in seen and row.gone_at is None:
-                    row.gone_at = self.now
-                    session.add(row)
-                    gone += 1
-            cursor = repo.cursor_for_update(self.tenant_id, ASSIGNMENTS)
-            cursor.position = self.now
-            cursor.covers_from = cursor.covers_from or self.now
-            cursor.stored += added
-            _mark_run(cursor, now=self.now, error=None)
+                gone += 1
+        cursor = repo.cursor_for_update(self.tenant_id, ASSIGNMENTS)
+        cursor.position = self.now
+        cursor.covers_from = cursor.covers_from or self.now
+        cursor.stored += added
+        _mark_run(cursor, now=self.now, error=None)
         return added, gone
 
 
 async def collect_tenant(
     *,
-    session_factory: SessionFactory,
+    db: Database,
     client: GraphClient,
     tenant_id: str,
     now: datetime,
@@ -299,7 +330,7 @@ async def collect_tenant(
     """One incremental collection of every source; raises :class:`CollectionError` on Graph
     failures after recording them on the source's cursor (earlier sources stay stored)."""
     collector = TenantCollector(
-        session_factory=session_factory,
+        db=db,
         client=client,
         tenant_id=tenant_id,
         now=now,
@@ -314,7 +345,9 @@ async def collect_tenant(
         assignments_new, assignments_gone = await collector.assignments()
     except GraphError as exc:
         error = f"{source}: {exc.code or exc.status}: {exc.message}"
-        _record_failure(session_factory, tenant_id, source, now, error)
+        await db.write(
+            partial(_record_failure, tenant_id=tenant_id, source=source, now=now, error=error)
+        )
         raise CollectionError(error) from exc
     result = CollectionResult(
         tenant_id=tenant_id,
