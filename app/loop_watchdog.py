@@ -1,90 +1,129 @@
-"""Find what blocks the event loop: a thread that notices when the loop stops answering.
+"""Find what blocks the event loop: any one callback that runs longer than a threshold.
 
-The loop runs a heartbeat task; a daemon thread checks it. When no beat came for longer than
-the threshold, the thread takes the loop thread's current stack (the code that is blocking it)
-and, once the loop answers again, logs ``loop.blocked`` with how long it was stuck and where.
+Each callback the loop runs is timed (a thin wrapper around ``asyncio.Handle._run``, active
+only on watched loops). A daemon thread looks at the callback running now; once it has run past
+the threshold, the thread takes the loop thread's stack, which is the code that is blocking
+it. When the callback ends, ``loop.blocked`` is logged with how long it took and that stack.
 asyncio's debug mode names only the slow callback; this names the line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sys
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
 
 from app.logging import get_logger
 
 log = get_logger(__name__)
+
+_WATCHED: dict[int, LoopWatchdog] = {}
+"""Loop thread id -> its watchdog."""
+_PATCH_LOCK = threading.Lock()
+_original_run: Any = None
 
 
 @dataclass(frozen=True)
 class Stall:
     seconds: float
     stack: str
+    coroutine_file: str | None = None
+    """The file of the innermost coroutine outside the libraries: whose code was blocking."""
+
+
+def _install_callback_timer() -> None:
+    global _original_run
+    with _PATCH_LOCK:
+        if _original_run is not None:
+            return
+        _original_run = asyncio.events.Handle._run
+
+        def _timed_run(handle: asyncio.Handle) -> None:
+            watchdog = _WATCHED.get(threading.get_ident())
+            if watchdog is None:
+                _original_run(handle)
+                return
+            started = time.monotonic()
+            watchdog.current_start = started
+            try:
+                _original_run(handle)
+            finally:
+                watchdog.current_start = None
+                watchdog.callback_ended(started, time.monotonic() - started, handle)
+
+        asyncio.events.Handle._run = _timed_run  # type: ignore[method-assign,assignment]
 
 
 @dataclass
 class LoopWatchdog:
     threshold_s: float
-    loop: asyncio.AbstractEventLoop
     loop_thread_id: int
     stalls: list[Stall] = field(default_factory=list)
-    _last_beat: float = field(default_factory=time.monotonic)
+    current_start: float | None = None
+    _samples: dict[float, tuple[str, str | None]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
-    _beat_task: asyncio.Task[None] | None = None
     _thread: threading.Thread | None = None
 
     @classmethod
     def start(cls, *, threshold_s: float = 0.1) -> LoopWatchdog:
-        """Watch the running loop (call from inside it)."""
-        watchdog = cls(threshold_s, asyncio.get_running_loop(), threading.get_ident())
-        watchdog._beat_task = watchdog.loop.create_task(watchdog._beat(), name="loop-watchdog")
-        watchdog._thread = threading.Thread(target=watchdog._watch, name="loop-watchdog", daemon=True)
+        """Watch the loop of the calling thread (call from inside it)."""
+        asyncio.get_running_loop()  # only a running loop's thread can be watched
+        _install_callback_timer()
+        watchdog = cls(threshold_s, threading.get_ident())
+        _WATCHED[watchdog.loop_thread_id] = watchdog
+        watchdog._thread = threading.Thread(
+            target=watchdog._watch, name="loop-watchdog", daemon=True
+        )
         watchdog._thread.start()
         return watchdog
 
     def stop(self) -> None:
+        if _WATCHED.get(self.loop_thread_id) is self:
+            del _WATCHED[self.loop_thread_id]
         self._stop.set()
-        if self._beat_task is not None:
-            self._beat_task.cancel()
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=1)
 
-    @property
-    def _interval(self) -> float:
-        return max(self.threshold_s / 5, 0.005)
-
-    async def _beat(self) -> None:
-        while True:
-            self._last_beat = time.monotonic()
-            await asyncio.sleep(self._interval)
+    def callback_ended(self, started: float, seconds: float, handle: asyncio.Handle) -> None:
+        """On the loop thread, after each callback: record it if it blocked too long."""
+        sample = self._samples.pop(started, None)
+        if seconds <= self.threshold_s:
+            return
+        stack, coroutine_file = sample or (f"(ended before its stack was taken) {handle!r}\n", None)
+        stall = Stall(seconds, stack, coroutine_file)
+        self.stalls.append(stall)
+        log.warning("loop.blocked", blocked_ms=round(seconds * 1000), stack=stall.stack)
 
     def _watch(self) -> None:
-        stuck_since: float | None = None
-        stack = ""
-        while not self._stop.wait(self._interval):
-            beat = self._last_beat
-            silent = time.monotonic() - beat
-            if stuck_since is None:
-                if silent > self.threshold_s + self._interval:
-                    stuck_since = beat
-                    stack = self._loop_stack()
+        interval = max(self.threshold_s / 4, 0.005)
+        while not self._stop.wait(interval):
+            started = self.current_start
+            if started is None or started in self._samples:
                 continue
-            if beat > stuck_since:  # the loop answered again
-                self._report(beat - stuck_since, stack)
-                stuck_since = None
+            if time.monotonic() - started > self.threshold_s:
+                self._samples[started] = self._loop_stack()
 
-    def _loop_stack(self) -> str:
+    def _loop_stack(self) -> tuple[str, str | None]:
         frame = sys._current_frames().get(self.loop_thread_id)
-        return "".join(traceback.format_stack(frame)) if frame is not None else "(no frame)"
+        if frame is None:
+            return "(no frame)\n", None
+        return "".join(traceback.format_stack(frame)), _innermost_own_coroutine(frame)
 
-    def _report(self, seconds: float, stack: str) -> None:
-        blocked = seconds - self._interval  # the beat's own sleep is not blocking
-        if blocked <= self.threshold_s:
-            return
-        stall = Stall(blocked, stack)
-        self.stalls.append(stall)
-        log.warning("loop.blocked", blocked_ms=round(blocked * 1000), stack=stack)
+
+_LIBRARIES = tuple({p for p in (sys.prefix, sys.base_prefix, sys.exec_prefix) if p} | {"<"})
+_ASYNC_FLAGS = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
+
+
+def _innermost_own_coroutine(frame: FrameType | None) -> str | None:
+    while frame is not None:
+        code = frame.f_code
+        if code.co_flags & _ASYNC_FLAGS and not code.co_filename.startswith(_LIBRARIES):
+            return code.co_filename
+        frame = frame.f_back
+    return None

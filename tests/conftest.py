@@ -6,10 +6,11 @@ PostgreSQL); each test gets its own copy, so code that commits mid-test stays is
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -19,6 +20,7 @@ from sqlalchemy import Engine
 from app.db.migrate import upgrade
 from app.db.session import SessionFactory, create_db_engine, create_session_factory
 from app.logging import configure_logging
+from app.loop_watchdog import LoopWatchdog, Stall
 
 PG_ADMIN_URL = os.environ.get(
     "PIM_ROLLOUT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -95,6 +97,60 @@ def db_engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def session_factory(db_engine: Engine) -> SessionFactory:
     return create_session_factory(db_engine)
+
+
+LOOP_BLOCK_LIMIT_S = float(os.environ.get("PIM_ROLLOUT_TEST_LOOP_BLOCK_MS", "100")) / 1000
+"""A test fails when product code blocks its event loop longer than this (0: no check)."""
+_WATCHDOGS: list[LoopWatchdog] = []
+
+
+def _watched_loop() -> asyncio.AbstractEventLoop:
+    """A test's event loop, with a watchdog from its first turn (see ``app/loop_watchdog.py``)."""
+    loop = asyncio.new_event_loop()
+    if LOOP_BLOCK_LIMIT_S > 0:
+        loop.call_soon(
+            lambda: _WATCHDOGS.append(LoopWatchdog.start(threshold_s=LOOP_BLOCK_LIMIT_S))
+        )
+    return loop
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    return {"watched": _watched_loop}
+
+
+_APP = str(Path(__file__).resolve().parents[1] / "app")
+_SIMULATOR = str(Path(__file__).resolve().parents[1] / "app" / "simulator")
+
+
+def blocked_by_product(stall: Stall) -> bool:
+    """Whether the coroutine that blocked the loop is the product's.
+
+    A test's own coroutine may call sync code on its loop (building a large simulated tenant,
+    reading rows to assert on), and so may the in-process simulated tenant, which stands in
+    for Graph; the product's coroutines may not.
+    """
+    path = stall.coroutine_file or ""
+    return path.startswith(_APP) and not path.startswith(_SIMULATOR)
+
+
+@pytest.fixture(autouse=True)
+def _no_blocked_event_loop(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    stalls = [
+        stall for watchdog in _WATCHDOGS for stall in watchdog.stalls if blocked_by_product(stall)
+    ]
+    for watchdog in _WATCHDOGS:
+        watchdog.stop()
+    _WATCHDOGS.clear()
+    if stalls and request.node.get_closest_marker("blocks_event_loop") is None:
+        worst = max(stalls, key=lambda s: s.seconds)
+        pytest.fail(
+            f"the event loop was blocked {len(stalls)} time(s), the longest "
+            f"{worst.seconds * 1000:.0f} ms, at:\n{worst.stack}",
+            pytrace=False,
+        )
 
 
 configure_logging("INFO")

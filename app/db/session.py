@@ -3,8 +3,10 @@
 Sessions are SQLAlchemy's synchronous ones; ``Database.read(fn)`` and ``Database.write(fn)``
 open a session, run ``fn(session)`` and commit (or roll back) on one worker thread, so no
 transaction ever spans an ``await`` and the event loop never waits on a lock, a busy file or a
-pool checkout. Worker threads are bounded by anyio's default thread limiter, and the pool is
-sized to that bound (see ``pool_size_for``), so a checkout does not queue behind other threads.
+pool checkout. Database work runs on at most ``threads`` worker threads of its own (few, and
+reused, so the loop never waits to start one), and sync request handlers on anyio's default
+threads, limited to the same number; the pool holds a connection for each (``pool_size_for``),
+so a checkout never queues.
 
 SQLite allows one writer per file. Inside a process, writers take a lock per engine before
 ``BEGIN IMMEDIATE``, so they queue in order instead of racing for the file and failing; across
@@ -21,6 +23,7 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any, TypeVar
 
+import anyio
 import anyio.to_thread
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
@@ -58,8 +61,8 @@ class DatabaseBusyError(RuntimeError):
 
 
 def pool_size_for(threads: int) -> int:
-    """Each worker thread holds at most one connection; two more for the sync CLI paths."""
-    return threads + 2
+    """A connection for each database thread and each sync-handler thread, and two spare."""
+    return 2 * threads + 2
 
 
 def create_db_engine(
@@ -154,8 +157,12 @@ def is_busy_error(exc: BaseException) -> bool:
 class Database:
     """Units of work on worker threads; one per engine and process (see the module docstring)."""
 
-    def __init__(self, factory: SessionFactory) -> None:
+    def __init__(self, factory: SessionFactory, *, threads: int = 10) -> None:
         self.factory = factory
+        self.threads = threads
+        self._limiters: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, anyio.CapacityLimiter
+        ] = weakref.WeakKeyDictionary()
         bind = factory.kw["bind"]
         assert isinstance(bind, Engine)
         self.engine = bind
@@ -173,7 +180,7 @@ class Database:
     @classmethod
     def from_url(cls, url: str, *, null_pool: bool = False, threads: int = 10) -> Database:
         engine = create_db_engine(url, null_pool=null_pool, pool_size=pool_size_for(threads))
-        return cls(create_session_factory(engine))
+        return cls(create_session_factory(engine), threads=threads)
 
     # Synchronous units of work: for code already on a worker thread, the CLI and tests.
 
@@ -205,8 +212,15 @@ class Database:
 
     # Async callers: the whole unit of work runs on a worker thread.
 
+    def _limiter(self) -> anyio.CapacityLimiter:
+        loop = asyncio.get_running_loop()
+        limiter = self._limiters.get(loop)
+        if limiter is None:
+            limiter = self._limiters[loop] = anyio.CapacityLimiter(self.threads)
+        return limiter
+
     async def read(self, fn: Callable[[Session], T]) -> T:
-        return await anyio.to_thread.run_sync(partial(self._run_read, fn))
+        return await anyio.to_thread.run_sync(partial(self._run_read, fn), limiter=self._limiter())
 
     async def write(self, fn: Callable[[Session], T]) -> T:
         """Run ``fn`` in a write transaction and commit.
@@ -218,7 +232,9 @@ class Database:
         for attempt in range(1, BUSY_RETRIES + 1):
             started = threading.Event()
             try:
-                return await anyio.to_thread.run_sync(partial(self._run_write, fn, started))
+                return await anyio.to_thread.run_sync(
+                    partial(self._run_write, fn, started), limiter=self._limiter()
+                )
             except (OperationalError, DatabaseBusyError) as exc:
                 if started.is_set() or attempt == BUSY_RETRIES or not is_busy_error(exc):
                     raise
