@@ -109,6 +109,21 @@ class UnavailableError(AppError):
     title = "Temporarily unavailable"
 
 
+class RecordedProblemError(AppError):
+    """A failure recorded earlier (a background job's), answered exactly as it was recorded."""
+
+    def __init__(self, problem: dict[str, Any]) -> None:
+        super().__init__(str(problem.get("detail", "")))
+        self.problem = problem
+        self.status_code = int(problem.get("status", 500))
+
+    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+        body = dict(self.problem)
+        if instance:
+            body["instance"] = instance
+        return body
+
+
 def problem_response(
     status: int, body: dict[str, Any], headers: dict[str, str] | None = None
 ) -> JSONResponse:

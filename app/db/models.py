@@ -319,3 +319,28 @@ class StandingAssignmentRecord(SQLModel, table=True):
     first_seen_at: datetime = _utc()
     last_seen_at: datetime = _utc()
     gone_at: datetime | None = _utc(nullable=True)
+
+
+class Job(SQLModel, table=True):
+    """Long work (start, preview, inventory, ...) run in the background of one server process.
+
+    A request answers ``202`` with the job to poll; ``heartbeat_at`` tells a job whose process
+    died from one still at work.
+    """
+
+    __tablename__ = "job"
+    __table_args__ = (Index("ix_job_plan_kind_state", "plan_id", "kind", "state"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    kind: str = Field(max_length=32)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=36, index=True)
+    plan_id: str | None = Field(default=None, foreign_key="plan.id", max_length=36)
+    state: str = Field(max_length=16)
+    actor: str = Field(max_length=200)
+    worker_id: str = Field(max_length=200)
+    progress: dict[str, Any] = _json()
+    result: dict[str, Any] | None = _json(nullable=True)
+    problem: dict[str, Any] | None = _json(nullable=True)
+    created_at: datetime = _utc()
+    heartbeat_at: datetime = _utc()
+    finished_at: datetime | None = _utc(nullable=True)

@@ -11,7 +11,7 @@ from app.db.repos.plans import PlanRepository
 from app.domain import machine
 from app.domain.machine import Event, PlanStatus
 from app.engine.context import EngineContext
-from app.engine.inventory import InventoryError, take_inventory
+from app.engine.inventory import InventoryError, ProgressReport, take_inventory
 from app.engine.preflight import PreflightReport, run_preflight
 from app.problems import (
     NotFoundError,
@@ -76,6 +76,7 @@ async def start(
     actor: str,
     reason: str | None,
     expected_version: int | None,
+    progress: ProgressReport | None = None,
 ) -> PlanView:
     """Preflight, then the baseline, then ``start``; a failed preflight refuses and says why."""
     plan, tenant, status = await _load(ectx, plan_id)
@@ -93,6 +94,8 @@ async def start(
             allowed_events=[e.value for e in outcome.allowed_events],
             current_version=plan.version,
         )
+    if progress is not None:
+        progress("preflight", 0, 0)
     report = await run_preflight(ectx, tenant=tenant, plan=plan)
     await _record_preflight(ectx, plan_id, report, actor)
     if not report.passed:
@@ -102,7 +105,7 @@ async def start(
             current_state=plan.state,
         )
     try:
-        snapshot = await take_inventory(ectx, tenant, plan_id=plan_id)
+        snapshot = await take_inventory(ectx, tenant, plan_id=plan_id, progress=progress)
     except InventoryError as exc:
         raise UnavailableError(str(exc)) from None
     details: dict[str, Any] = {

@@ -8,7 +8,7 @@ PIM's endpoints miss direct assignments in some tenants (domain facts): schedule
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
 
@@ -31,8 +31,16 @@ class InventoryError(Exception):
     pass
 
 
+ProgressReport = Callable[[str, int, int], None]
+"""(step, done, total): where a long read stands, for the job that runs it."""
+
+
 async def take_inventory(
-    ectx: EngineContext, tenant: Tenant, *, plan_id: str | None = None
+    ectx: EngineContext,
+    tenant: Tenant,
+    *,
+    plan_id: str | None = None,
+    progress: ProgressReport | None = None,
 ) -> InventorySnapshot:
     client = await ectx.client_for(tenant)
     taken_at = ectx.clock.now()
@@ -49,9 +57,19 @@ async def take_inventory(
     snapshot_id = await ectx.db.write(open_snapshot)
     try:
         roles = await client.list_role_definitions()
-        counts = await gather_bounded(
-            roles, lambda role: _inventory_role(ectx, client, snapshot_id, role), limit=8
-        )
+        finished = 0
+
+        async def one_role(role: RoleDefinition) -> int:
+            nonlocal finished
+            count = await _inventory_role(ectx, client, snapshot_id, role)
+            finished += 1
+            if progress is not None:
+                progress("inventory: roles read", finished, len(roles))
+            return count
+
+        if progress is not None:
+            progress("inventory: roles read", 0, len(roles))
+        counts = await gather_bounded(roles, one_role, limit=8)
     except GraphError as exc:
         error = f"{exc.code or exc.status}: {exc.message}"
         await ectx.db.write(partial(_finish, snapshot_id, "failed", ectx.clock.now(), error=error))

@@ -335,21 +335,21 @@ def _summary(preview: PhasePreview) -> dict[str, int]:
 
 
 def preview_csv(previews: list[PhasePreview]) -> str:
+    return preview_csv_from_json(preview_json(previews))
+
+
+def preview_csv_from_json(phases: list[dict[str, Any]]) -> str:
+    """The dry run as CSV, from its JSON form (what a preview job keeps as its result)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
-    for preview in previews:
-        for step, change in preview.changes:
+    for phase in phases:
+        for change in phase["changes"]:
             writer.writerow(
-                [
-                    preview.key,
-                    step,
-                    change.kind,
-                    change.role or "",
-                    change.subject or "",
-                    change.before or "",
-                    change.after or "",
-                    change.note or "",
+                [phase["phase"], change["step"]]
+                + [
+                    change.get(f) or ""
+                    for f in ("kind", "role", "subject", "before", "after", "note")
                 ]
             )
     return buffer.getvalue()
