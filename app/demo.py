@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import httpx

@@ -24,7 +24,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from app.db.repos.metrics import MetricsRepository
-from app.db.session import SessionFactory
+from app.db.session import Database
 from app.domain.machine import PhaseState, PlanState
 from app.domain.progress import WorkItemState
 from app.logging import get_logger
@@ -118,17 +118,21 @@ def _gauge(
 
 
 class DatabaseCollector(Collector):
-    """Counts read from the database at scrape time (a custom collector)."""
+    """Counts read from the database at scrape time (a custom collector).
 
-    def __init__(self, session_factory: SessionFactory) -> None:
-        self.session_factory = session_factory
+    ``collect`` is synchronous (prometheus_client calls it) and blocks on the database: call it
+    on a worker thread (``GET /metrics`` is a sync handler), never on the event loop.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
             f"{PREFIX}_database_up", "1 if the counts below could be read from the database."
         )
         try:
-            with self.session_factory() as session:
+            with self.db.reading() as session:
                 repo = MetricsRepository(session)
                 plans = repo.plans_by_state()
                 phases = repo.phases_by_state()
@@ -164,8 +168,11 @@ class DatabaseCollector(Collector):
         )
 
 
-def exposition(session_factory: SessionFactory) -> bytes:
-    """The text format of the process registry plus this app's database counts."""
+def exposition(db: Database) -> bytes:
+    """The text format of the process registry plus this app's database counts.
+
+    Blocks on the database: for a worker thread (see :class:`DatabaseCollector`).
+    """
     database = CollectorRegistry(auto_describe=False)
-    database.register(DatabaseCollector(session_factory))
+    database.register(DatabaseCollector(db))
     return generate_latest(REGISTRY) + generate_latest(database)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator, Generator
+import threading
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, create_engine
 
-from app.db.session import SessionFactory, create_db_engine, create_session_factory
+from app.db.session import Database, SessionFactory, create_db_engine, create_session_factory
 from app.domain.roles import APPLICATION_ADMINISTRATOR
 from app.domain.tenant import GraphLimits
 from app.graph.client import GraphClient
@@ -188,6 +190,22 @@ class TestScrape:
         response = await api.http.get("/metrics")
         assert response.status_code == 200
 
+    async def test_the_database_is_read_off_the_event_loop(
+        self, api: Api, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        threads: list[int] = []
+        real = DatabaseCollector.collect
+
+        def collect(self: DatabaseCollector) -> Iterator[Metric]:
+            threads.append(threading.get_ident())
+            return real(self)
+
+        monkeypatch.setattr(DatabaseCollector, "collect", collect)
+        _, samples = await scrape(api)
+        assert value(samples, "pim_rollout_database_up") == 1
+        assert threads
+        assert threading.get_ident() not in threads
+
 
 class TestRegistry:
     async def test_several_apps_in_one_process_scrape_their_own_database(
@@ -216,8 +234,10 @@ class TestRegistry:
         assert value(other_samples, "pim_rollout_database_up") == 1
 
     def test_database_down_still_answers(self, tmp_path: Path) -> None:
-        broken: SessionFactory = sessionmaker(
-            bind=create_engine(f"sqlite:///{tmp_path}/missing/nothing.db"), class_=Session
+        broken = Database(
+            sessionmaker(
+                bind=create_engine(f"sqlite:///{tmp_path}/missing/nothing.db"), class_=Session
+            )
         )
         samples = parse(exposition(broken).decode())
         assert value(samples, "pim_rollout_database_up") == 0

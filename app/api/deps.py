@@ -1,13 +1,17 @@
-"""Request-scoped dependencies as ``Annotated`` aliases."""
+"""Request-scoped dependencies as ``Annotated`` aliases.
+
+No dependency opens a transaction: a handler runs its own units of work on the ``Database``
+(``db.reading()``/``db.writing()`` in a sync handler, ``await db.read``/``db.write`` in an
+async one), so every commit happens inside the handler and no session outlives its unit.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlmodel import Session
 
+from app.db.session import Database
 from app.services.context import AppContext
 
 
@@ -19,17 +23,8 @@ def get_context(request: Request) -> AppContext:
 ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
-def get_session(ctx: ContextDep) -> Iterator[Session]:
-    """One unit of work per request: commit when the handler returns, roll back on any error."""
-    session = ctx.session_factory()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+def get_database(ctx: ContextDep) -> Database:
+    return ctx.db
 
 
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+DatabaseDep = Annotated[Database, Depends(get_database)]

@@ -3,20 +3,24 @@
 The session cookie (signed, HttpOnly, SameSite=Strict) holds the token's id and creation time,
 never the token. Every request re-reads the token row, so revoking a token or changing its role
 takes effect on the next click.
+
+The token row is read in a read-only unit of work; when it was last used is recorded in a short
+write unit of its own, at most once a minute per token (``LAST_USED_RESOLUTION``). Both are
+synchronous: for sync handlers and dependencies, which run on worker threads.
 """
 
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session
-
+from app.db.models import ApiToken
 from app.db.repos.tokens import TokenRepository
+from app.db.session import Database, is_busy_error
 from app.logging import get_logger
 from app.services.secrets import SecretBox
-from app.services.tokens import Caller, Role, authenticate
+from app.services.tokens import Caller, Role, hash_token
 from app.settings import Settings
 from app.ui import csrf
 
@@ -27,6 +31,8 @@ SESSION_MAX_AGE_SECONDS = 8 * 3600
 _TOKEN_ID = "token_id"
 _TOKEN_MARK = "token_created_at"
 _PURPOSE = b"pim-rollout/ui-session/v1"
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+"""``last_used_at`` is rewritten only once it is at least this old."""
 
 
 def session_secret(box: SecretBox) -> str:
@@ -38,20 +44,50 @@ def cookie_is_secure(settings: Settings) -> bool:
     return settings.public_url.lower().startswith("https://")
 
 
+def _use_is_stale(last_used_at: datetime | None, now: datetime) -> bool:
+    return last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION
+
+
+def _record_use(db: Database, row: ApiToken, now: datetime) -> None:
+    """Stamp ``last_used_at`` unless it is fresh (re-checked under the writer's transaction).
+
+    The stamp is bookkeeping: a database too busy to take it does not fail the request.
+    """
+    if row.id is None or not _use_is_stale(row.last_used_at, now):
+        return
+    try:
+        with db.writing() as session:
+            repo = TokenRepository(session)
+            current = repo.get(row.id)
+            if (
+                current is not None
+                and current.revoked_at is None
+                and _use_is_stale(current.last_used_at, now)
+            ):
+                repo.record_use(current, now)
+    except Exception as exc:
+        if not is_busy_error(exc):
+            raise
+        log.warning("ui.auth.last_used_skipped", token_id=row.id, error=type(exc).__name__)
+
+
 def sign_in(
-    db: Session, http_session: MutableMapping[str, Any], *, token: str, now: datetime
+    db: Database, http_session: MutableMapping[str, Any], *, token: str, now: datetime
 ) -> Caller | None:
     """Exchange a token for a session; the old session (and its CSRF token) is discarded."""
-    caller = authenticate(db, token.strip(), now=now) if token.strip() else None
-    if caller is None:
+    plaintext = token.strip()
+    if not plaintext:
         return None
-    row = TokenRepository(db).get(caller.token_id)
-    assert row is not None
+    with db.reading() as session:
+        row = TokenRepository(session).get_active_by_hash(hash_token(plaintext))
+    if row is None or row.id is None:
+        return None
+    _record_use(db, row, now)
     http_session.clear()
-    http_session[_TOKEN_ID] = caller.token_id
+    http_session[_TOKEN_ID] = row.id
     http_session[_TOKEN_MARK] = row.created_at.isoformat()
     csrf.rotate(http_session)
-    return caller
+    return Caller(token_id=row.id, name=row.name, role=Role(row.role))
 
 
 def sign_out(http_session: MutableMapping[str, Any]) -> None:
@@ -59,12 +95,15 @@ def sign_out(http_session: MutableMapping[str, Any]) -> None:
     csrf.rotate(http_session)
 
 
-def session_caller(db: Session, http_session: MutableMapping[str, Any]) -> Caller | None:
+def session_caller(
+    db: Database, http_session: MutableMapping[str, Any], *, now: datetime
+) -> Caller | None:
     """The caller behind a session, if its token still exists and is not revoked."""
     token_id = http_session.get(_TOKEN_ID)
     if not isinstance(token_id, int):
         return None
-    row = TokenRepository(db).get(token_id)
+    with db.reading() as session:
+        row = TokenRepository(session).get(token_id)
     # The creation time guards against a token id reused after the database was rebuilt.
     if (
         row is None
@@ -74,6 +113,7 @@ def session_caller(db: Session, http_session: MutableMapping[str, Any]) -> Calle
         http_session.pop(_TOKEN_ID, None)
         http_session.pop(_TOKEN_MARK, None)
         return None
+    _record_use(db, row, now)
     return Caller(token_id=token_id, name=row.name, role=Role(row.role))
 
 

@@ -1,14 +1,19 @@
-"""Request dependencies of the UI: context, database, signed-in caller, CSRF-checked form."""
+"""Request dependencies of the UI: context, database, signed-in caller, CSRF-checked form.
+
+No dependency opens a transaction: each handler runs its own units of work on the ``Database``
+(``db.reading()``/``db.writing()`` in a sync handler, ``await db.read``/``db.write`` in an
+async one), so a request's writes commit inside its handler.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlmodel import Session
 from starlette.datastructures import FormData
 
+from app.db.session import Database
 from app.problems import ForbiddenError
 from app.services.context import AppContext
 from app.services.tokens import Caller, Role
@@ -24,26 +29,17 @@ def get_context(request: Request) -> AppContext:
 ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
-def get_db(ctx: ContextDep) -> Iterator[Session]:
-    """One unit of work per request: commit when the handler returns, roll back on any error."""
-    session = ctx.session_factory()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+def get_database(ctx: ContextDep) -> Database:
+    return ctx.db
 
 
-DbDep = Annotated[Session, Depends(get_db, scope="function")]
+DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
 def current_caller(request: Request, ctx: ContextDep) -> Caller:
-    # A short session of its own, so a long action (start) holds no transaction open for this.
-    with ctx.session_factory() as db:
-        caller = auth.session_caller(db, request.session)
+    # A sync dependency, so on a worker thread: the token is read in a read-only unit of work
+    # and its use recorded at most once a minute (see ``auth.session_caller``).
+    caller = auth.session_caller(ctx.db, request.session, now=ctx.clock.now())
     if caller is None:
         raise LoginRequiredError(request)
     request.state.caller = caller

@@ -32,7 +32,7 @@ from app.services.monitoring.reports import (
 )
 from app.services.tokens import Role
 from app.ui import flash
-from app.ui.deps import ContextDep, CsrfForm, DbDep, RequireOperator, RequireViewer
+from app.ui.deps import ContextDep, CsrfForm, DatabaseDep, RequireOperator, RequireViewer
 from app.ui.templating import render
 
 router = APIRouter()
@@ -340,24 +340,30 @@ def _page_url(request: Request, tenant_id: str) -> str:
 def monitoring_page(
     request: Request,
     tenant_id: str,
-    db: DbDep,
+    db: DatabaseDep,
     ctx: ContextDep,
     caller: RequireViewer,
     period: Annotated[str, Query(max_length=16)] = DEFAULT_PERIOD,
     role: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    tenant = tenants.get_tenant(db, tenant_id)
     now, settings = ctx.clock.now(), ctx.settings.monitoring
     errors: dict[str, str] = {}
-    try:
-        report = activation_report(
-            db, tenant_id=tenant_id, period=period, role=role or None, now=now, settings=settings
-        )
-    except InvalidInputError as exc:
-        for error in exc.extra.get("errors", []):
-            errors[str(error["path"]).removeprefix("query.")] = str(error["message"])
-        report = activation_report(db, tenant_id=tenant_id, now=now, settings=settings)
-    drift = drift_report(db, tenant_id=tenant_id, now=now, settings=settings)
+    with db.reading() as session:
+        tenant = tenants.get_tenant(session, tenant_id)
+        try:
+            report = activation_report(
+                session,
+                tenant_id=tenant_id,
+                period=period,
+                role=role or None,
+                now=now,
+                settings=settings,
+            )
+        except InvalidInputError as exc:
+            for error in exc.extra.get("errors", []):
+                errors[str(error["path"]).removeprefix("query.")] = str(error["message"])
+            report = activation_report(session, tenant_id=tenant_id, now=now, settings=settings)
+        drift = drift_report(session, tenant_id=tenant_id, now=now, settings=settings)
     context: dict[str, Any] = {
         "tenant": tenant,
         "view": build_view(report, drift, errors),
@@ -376,8 +382,7 @@ def monitoring_page(
 async def collect(
     request: Request, tenant_id: str, ctx: ContextDep, caller: RequireOperator, form: CsrfForm
 ) -> Response:
-    with ctx.session_factory() as db:
-        tenant = tenants.get_tenant(db, tenant_id)
+    tenant = await ctx.db.read(lambda session: tenants.get_tenant(session, tenant_id))
     try:
         result = await collect_now(EngineContext.from_app(ctx), tenant, ctx.settings.monitoring)
     except CollectionError as exc:

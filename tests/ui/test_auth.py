@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from app.db.repos.tokens import TokenRepository
 from app.db.session import unit_of_work
@@ -17,6 +18,7 @@ from app.main import create_app
 from app.services.context import AppContext
 from app.services.tokens import revoke_token
 from app.ui.auth import COOKIE_NAME
+from tests.factories import FakeClock
 from tests.ui.conftest import Ui, context_of, template_of
 
 
@@ -142,6 +144,42 @@ class TestSignIn:
         ui.client.post("/ui/login", data={"token": tokens["viewer"], "csrf_token": before})
         after = ui.csrf()
         assert after != before
+
+
+class TestLastUsed:
+    """Pages read the token without writing; its use is stamped at most once a minute."""
+
+    def test_pages_stamp_the_token_at_most_once_a_minute(
+        self, as_viewer: Ui, ctx: AppContext, clock: FakeClock, plan_id: str
+    ) -> None:
+        def last_used() -> object:
+            with ctx.session_factory() as session:
+                row = TokenRepository(session).get(_token_id(ctx, "viewer-ui"))
+            assert row is not None
+            return row.last_used_at
+
+        signed_in = clock.now()
+        assert last_used() == signed_in  # signing in is a use
+        changes: list[str] = []
+
+        def statement(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+            if sql.lstrip().split(" ", 1)[0].upper() in {"INSERT", "UPDATE", "DELETE"}:
+                changes.append(sql)
+
+        event.listen(ctx.db.engine, "before_cursor_execute", statement)
+        try:
+            clock.advance(seconds=59)
+            for path in ("/ui/plans", f"/ui/plans/{plan_id}", f"/ui/plans/{plan_id}/live"):
+                assert as_viewer.client.get(path).status_code == 200, path
+            assert changes == []
+            assert last_used() == signed_in
+            clock.advance(seconds=1)
+            assert as_viewer.client.get("/ui/tenants").status_code == 200
+            assert len(changes) == 1
+            assert "api_token" in changes[0].lower()
+        finally:
+            event.remove(ctx.db.engine, "before_cursor_execute", statement)
+        assert last_used() == clock.now()
 
 
 class TestSignOut:

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from app.api.auth import RequireViewer
-from app.api.deps import ContextDep, SessionDep
+from app.api.deps import ContextDep, DatabaseDep
 from app.services.comms_preview import render_phase_comms
 
 router = APIRouter(tags=["comms"])
@@ -22,21 +22,23 @@ COMMS_PAGE_CSP = (
 
 @router.get("/api/v1/plans/{plan_id}/phases/{phase_key}/comms/preview")
 def comms_preview(
-    plan_id: str, phase_key: str, session: SessionDep, ctx: ContextDep, caller: RequireViewer
+    plan_id: str, phase_key: str, db: DatabaseDep, ctx: ContextDep, caller: RequireViewer
 ) -> dict[str, Any]:
     """The mail a phase sends, rendered now (subject, HTML and plain text)."""
-    rendered = render_phase_comms(
-        session, plan_id=plan_id, phase_key=phase_key, public_url=ctx.settings.public_url
-    )
+    with db.reading() as session:
+        rendered = render_phase_comms(
+            session, plan_id=plan_id, phase_key=phase_key, public_url=ctx.settings.public_url
+        )
     return {"subject": rendered.subject, "html": rendered.html, "text": rendered.text}
 
 
 @router.get("/comms/{plan_id}/{phase_key}", response_class=HTMLResponse)
-def comms_page(plan_id: str, phase_key: str, session: SessionDep, ctx: ContextDep) -> HTMLResponse:
+def comms_page(plan_id: str, phase_key: str, db: DatabaseDep, ctx: ContextDep) -> HTMLResponse:
     """The one-page comms linked from the mail; the plan id is an unguessable UUID."""
-    rendered = render_phase_comms(
-        session, plan_id=plan_id, phase_key=phase_key, public_url=ctx.settings.public_url
-    )
+    with db.reading() as session:
+        rendered = render_phase_comms(
+            session, plan_id=plan_id, phase_key=phase_key, public_url=ctx.settings.public_url
+        )
     return HTMLResponse(
         rendered.html,
         headers={

@@ -5,13 +5,14 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy import text
 
-from app.api.deps import SessionDep
+from app.api.deps import DatabaseDep
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def healthz(session: SessionDep) -> dict[str, Any]:
+def healthz(db: DatabaseDep) -> dict[str, Any]:
     """Open to everyone: the process is up and the database answers."""
-    session.execute(text("SELECT 1"))
+    with db.reading() as session:
+        session.execute(text("SELECT 1"))
     return {"status": "ok"}

@@ -9,11 +9,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from app import metrics
-from app.api.deps import ContextDep
+from app.api.deps import DatabaseDep
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/metrics", response_class=Response)
-def scrape(ctx: ContextDep) -> Response:
-    return Response(metrics.exposition(ctx.session_factory), media_type=metrics.CONTENT_TYPE)
+def scrape(db: DatabaseDep) -> Response:
+    # A sync handler on purpose: the collectors read the database (in a read-only unit of work)
+    # on this worker thread, never on the event loop.
+    return Response(metrics.exposition(db), media_type=metrics.CONTENT_TYPE)

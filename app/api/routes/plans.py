@@ -4,14 +4,15 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response, status
+from sqlmodel import Session
 
 from app.api.auth import RequireOperator, RequireViewer
-from app.api.deps import ContextDep, SessionDep
+from app.api.deps import ContextDep, DatabaseDep
 from app.api.inventory import inventory_read
 from app.api.schemas import HistoryEntry, PlanAction, PlanCreate, PlanRead
+from app.db.models import Plan, Tenant
 from app.db.repos.inventory import InventoryRepository
 from app.db.repos.journal import JournalRepository
-from app.db.session import unit_of_work
 from app.domain.machine import Event
 from app.engine import actions
 from app.engine.context import EngineContext
@@ -34,58 +35,63 @@ class ActionName(StrEnum):
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=PlanRead)
 def create_plan(
-    body: PlanCreate, session: SessionDep, ctx: ContextDep, caller: RequireOperator
+    body: PlanCreate, db: DatabaseDep, ctx: ContextDep, caller: RequireOperator
 ) -> PlanRead:
-    view = plans.create_plan(
-        session,
-        tenant_id=body.tenant_id,
-        plans_dir=ctx.settings.plans_dir,
-        template=body.template,
-        spec_data=body.spec,
-        name=body.name,
-        binding_overrides=body.bindings,
-        actor=caller.actor,
-        now=ctx.clock.now(),
-    )
+    with db.writing() as session:
+        view = plans.create_plan(
+            session,
+            tenant_id=body.tenant_id,
+            plans_dir=ctx.settings.plans_dir,
+            template=body.template,
+            spec_data=body.spec,
+            name=body.name,
+            binding_overrides=body.bindings,
+            actor=caller.actor,
+            now=ctx.clock.now(),
+        )
     return PlanRead.from_view(view)
 
 
 @router.get("", response_model=list[PlanRead])
 def list_plans(
-    session: SessionDep,
+    db: DatabaseDep,
     caller: RequireViewer,
     tenant_id: str | None = None,
     state: Annotated[list[str] | None, Query()] = None,
 ) -> list[PlanRead]:
-    return [
-        PlanRead.from_view(v)
-        for v in plans.list_plan_views(session, tenant_id=tenant_id, states=state)
-    ]
+    with db.reading() as session:
+        views = plans.list_plan_views(session, tenant_id=tenant_id, states=state)
+    return [PlanRead.from_view(v) for v in views]
 
 
 @router.get("/{plan_id}", response_model=PlanRead)
-def get_plan(plan_id: str, session: SessionDep, caller: RequireViewer) -> PlanRead:
-    return PlanRead.from_view(plans.get_plan_view(session, plan_id))
+def get_plan(plan_id: str, db: DatabaseDep, caller: RequireViewer) -> PlanRead:
+    with db.reading() as session:
+        view = plans.get_plan_view(session, plan_id)
+    return PlanRead.from_view(view)
 
 
 @router.get("/{plan_id}/history", response_model=list[HistoryEntry])
-def get_history(plan_id: str, session: SessionDep, caller: RequireViewer) -> list[HistoryEntry]:
-    return [HistoryEntry.from_row(row) for row in plans.history(session, plan_id)]
+def get_history(plan_id: str, db: DatabaseDep, caller: RequireViewer) -> list[HistoryEntry]:
+    with db.reading() as session:
+        rows = plans.history(session, plan_id)
+    return [HistoryEntry.from_row(row) for row in rows]
 
 
 @router.get("/{plan_id}/operations")
 def get_operations(
     plan_id: str,
-    session: SessionDep,
+    db: DatabaseDep,
     caller: RequireViewer,
     phase: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[dict[str, Any]]:
-    plans.get_plan_row(session, plan_id)
-    entries = JournalRepository(session).list_for_plan(
-        plan_id, phase_key=phase, limit=limit, offset=offset
-    )
+    with db.reading() as session:
+        plans.get_plan_row(session, plan_id)
+        entries = JournalRepository(session).list_for_plan(
+            plan_id, phase_key=phase, limit=limit, offset=offset
+        )
     return [
         {
             "id": e.id,
@@ -132,11 +138,13 @@ async def preview(
     """
     if format is None:
         format = "csv" if accept and "text/csv" in accept.lower() else "json"
-    ectx = EngineContext.from_app(ctx)
-    with ctx.session_factory() as session:
+
+    def load(session: Session) -> tuple[Plan, Tenant]:
         plan = plans.get_plan_row(session, plan_id)
-        tenant = tenants.get_tenant(session, plan.tenant_id)
-    previews = await preview_plan(ectx, plan=plan, tenant=tenant)
+        return plan, tenants.get_tenant(session, plan.tenant_id)
+
+    plan, tenant = await ctx.db.read(load)
+    previews = await preview_plan(EngineContext.from_app(ctx), plan=plan, tenant=tenant)
     if format == "csv":
         return Response(
             preview_csv(previews),
@@ -157,18 +165,19 @@ async def preview_download(plan_id: str, ctx: ContextDep, caller: RequireOperato
 @router.get("/{plan_id}/baseline")
 def get_baseline(
     plan_id: str,
-    session: SessionDep,
+    db: DatabaseDep,
     caller: RequireViewer,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
-    plan = plans.get_plan_row(session, plan_id)
-    snapshot = InventoryRepository(session).latest(plan.tenant_id, plan_id=plan_id)
-    if snapshot is None:
-        raise NotFoundError(
-            f"plan {plan_id} has no baseline yet (it is taken when the plan starts)"
-        )
-    return inventory_read(session, snapshot, limit=limit, offset=offset)
+    with db.reading() as session:
+        plan = plans.get_plan_row(session, plan_id)
+        snapshot = InventoryRepository(session).latest(plan.tenant_id, plan_id=plan_id)
+        if snapshot is None:
+            raise NotFoundError(
+                f"plan {plan_id} has no baseline yet (it is taken when the plan starts)"
+            )
+        return inventory_read(session, snapshot, limit=limit, offset=offset)
 
 
 @router.post("/{plan_id}/{action}", response_model=PlanRead)
@@ -193,15 +202,18 @@ async def act(
             expected_version=request.expected_version,
         )
         return PlanRead.from_view(view)
-    with unit_of_work(ctx.session_factory) as session:
-        view = plans.perform_action(
+    now = ctx.clock.now()
+
+    def perform(session: Session) -> plans.PlanView:
+        return plans.perform_action(
             session,
             plan_id=plan_id,
             event=Event(action.value),
             actor=caller.actor,
             reason=request.reason,
-            now=ctx.clock.now(),
+            now=now,
             phase_key=request.phase,
             expected_version=request.expected_version,
         )
-        return PlanRead.from_view(view)
+
+    return PlanRead.from_view(await ctx.db.write(perform))

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.api.auth import RequireOperator, RequireViewer
-from app.api.deps import ContextDep, SessionDep
+from app.api.deps import ContextDep, DatabaseDep
 from app.engine.context import EngineContext
 from app.engine.monitoring import collect_now
 from app.problems import ConflictError, UnavailableError
@@ -27,7 +27,7 @@ router = APIRouter(prefix="/api/v1/tenants", tags=["reports"])
 @router.get("/{tenant_id}/reports/activations", response_model=ActivationReport)
 def activations(
     tenant_id: str,
-    session: SessionDep,
+    db: DatabaseDep,
     ctx: ContextDep,
     caller: RequireViewer,
     role: Annotated[
@@ -44,31 +44,30 @@ def activations(
     ] = DEFAULT_PERIOD,
 ) -> ActivationReport:
     """Activation signals per role and per week, each with its underlying counts."""
-    return activation_report(
-        session,
-        tenant_id=tenant_id,
-        period=period,
-        role=role,
-        now=ctx.clock.now(),
-        settings=ctx.settings.monitoring,
-    )
+    with db.reading() as session:
+        return activation_report(
+            session,
+            tenant_id=tenant_id,
+            period=period,
+            role=role,
+            now=ctx.clock.now(),
+            settings=ctx.settings.monitoring,
+        )
 
 
 @router.get("/{tenant_id}/reports/drift", response_model=DriftReport)
-def drift(
-    tenant_id: str, session: SessionDep, ctx: ContextDep, caller: RequireViewer
-) -> DriftReport:
+def drift(tenant_id: str, db: DatabaseDep, ctx: ContextDep, caller: RequireViewer) -> DriftReport:
     """Standing access that came back after conversion, and the standing Global Administrators."""
-    return drift_report(
-        session, tenant_id=tenant_id, now=ctx.clock.now(), settings=ctx.settings.monitoring
-    )
+    with db.reading() as session:
+        return drift_report(
+            session, tenant_id=tenant_id, now=ctx.clock.now(), settings=ctx.settings.monitoring
+        )
 
 
 @router.post("/{tenant_id}/reports/collect", response_model=CollectionResult)
 async def collect(tenant_id: str, ctx: ContextDep, caller: RequireOperator) -> CollectionResult:
     """Collect the tenant's PIM activity now (the scheduler does it every few minutes)."""
-    with ctx.session_factory() as session:
-        tenant = get_tenant(session, tenant_id)
+    tenant = await ctx.db.read(lambda session: get_tenant(session, tenant_id))
     try:
         result = await collect_now(EngineContext.from_app(ctx), tenant, ctx.settings.monitoring)
     except CollectionError as exc:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from app.api.auth import RequireAdmin
-from app.api.deps import ContextDep, SessionDep
+from app.api.deps import ContextDep, DatabaseDep
 from app.api.schemas import TokenCreate, TokenCreated, TokenRead
 from app.db.repos.tokens import TokenRepository
 from app.services.tokens import create_token, revoke_token
@@ -12,20 +12,25 @@ router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
 
 
 @router.get("", response_model=list[TokenRead])
-def list_tokens(session: SessionDep, caller: RequireAdmin) -> list[TokenRead]:
-    return [TokenRead.from_row(row) for row in TokenRepository(session).list_tokens()]
+def list_tokens(db: DatabaseDep, caller: RequireAdmin) -> list[TokenRead]:
+    with db.reading() as session:
+        rows = TokenRepository(session).list_tokens()
+    return [TokenRead.from_row(row) for row in rows]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TokenCreated)
 def new_token(
-    body: TokenCreate, session: SessionDep, ctx: ContextDep, caller: RequireAdmin
+    body: TokenCreate, db: DatabaseDep, ctx: ContextDep, caller: RequireAdmin
 ) -> TokenCreated:
-    plaintext, row = create_token(session, role=body.role, name=body.name, now=ctx.clock.now())
+    with db.writing() as session:
+        plaintext, row = create_token(session, role=body.role, name=body.name, now=ctx.clock.now())
     return TokenCreated(**TokenRead.from_row(row).model_dump(), token=plaintext)
 
 
 @router.delete("/{token_id}", response_model=TokenRead)
 def delete_token(
-    token_id: int, session: SessionDep, ctx: ContextDep, caller: RequireAdmin
+    token_id: int, db: DatabaseDep, ctx: ContextDep, caller: RequireAdmin
 ) -> TokenRead:
-    return TokenRead.from_row(revoke_token(session, token_id=token_id, now=ctx.clock.now()))
+    with db.writing() as session:
+        row = revoke_token(session, token_id=token_id, now=ctx.clock.now())
+    return TokenRead.from_row(row)

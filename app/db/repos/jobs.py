@@ -36,9 +36,7 @@ class JobRepository:
             statement = statement.where(Job.plan_id == plan_id)
         if tenant_id is not None:
             statement = statement.where(Job.tenant_id == tenant_id)
-        return self.session.exec(
-            statement.order_by(col(Job.created_at).desc()).limit(limit)
-        ).all()
+        return self.session.exec(statement.order_by(col(Job.created_at).desc()).limit(limit)).all()
 
     def lapsed(self, *, heartbeat_before: datetime) -> Sequence[Job]:
         statement = select(Job).where(

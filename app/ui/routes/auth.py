@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from app.ui import auth, flash, forms
-from app.ui.deps import ContextDep, CsrfForm, DbDep
+from app.ui.deps import ContextDep, CsrfForm, DatabaseDep
 from app.ui.templating import render
 
 router = APIRouter()
@@ -21,9 +21,12 @@ def home(request: Request) -> RedirectResponse:
 
 @router.get("/login", name="login")
 def login_page(
-    request: Request, db: DbDep, next_path: Annotated[str | None, Query(alias="next")] = None
+    request: Request,
+    db: DatabaseDep,
+    ctx: ContextDep,
+    next_path: Annotated[str | None, Query(alias="next")] = None,
 ) -> Response:
-    if auth.session_caller(db, request.session) is not None:
+    if auth.session_caller(db, request.session, now=ctx.clock.now()) is not None:
         return RedirectResponse(
             auth.safe_next(next_path, request.url_for("plans").path), status_code=303
         )
@@ -31,7 +34,7 @@ def login_page(
 
 
 @router.post("/login", name="login_submit")
-def login_submit(request: Request, form: CsrfForm, db: DbDep, ctx: ContextDep) -> Response:
+def login_submit(request: Request, form: CsrfForm, db: DatabaseDep, ctx: ContextDep) -> Response:
     parsed, errors = forms.parse(forms.LoginForm, form)
     next_path = str(form.get("next") or "")
     if parsed is None:

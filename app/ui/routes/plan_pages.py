@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from starlette.concurrency import run_in_threadpool
+from sqlmodel import Session
 from starlette.responses import Response
 
 from app.db.models import Plan, Tenant
@@ -18,7 +18,7 @@ from app.services.comms_preview import render_phase_comms
 from app.services.context import AppContext
 from app.services.tokens import Caller
 from app.ui import queries, views
-from app.ui.deps import ContextDep, DbDep, RequireOperator, RequireViewer
+from app.ui.deps import ContextDep, DatabaseDep, RequireOperator, RequireViewer
 from app.ui.errors import error_page
 from app.ui.templating import render
 
@@ -31,20 +31,16 @@ COMMS_FRAME_CSP = (
 )
 
 
-def _load_for_preview(
+async def _previews(
     ctx: AppContext, plan_id: str, caller: Caller
-) -> tuple[views.PlanPage, Plan, Tenant]:
-    with ctx.session_factory() as session:
+) -> tuple[views.PlanPage, list[PhasePreview]]:
+    def load(session: Session) -> tuple[views.PlanPage, Plan, Tenant]:
         page = views.load_plan_page(session, plan_id, caller)
         if page.tenant is None:
             raise NotFoundError(f"the plan's tenant {page.plan.tenant_id} no longer exists")
         return page, page.plan, page.tenant
 
-
-async def _previews(
-    ctx: AppContext, plan_id: str, caller: Caller
-) -> tuple[views.PlanPage, list[PhasePreview]]:
-    page, plan, tenant = await run_in_threadpool(_load_for_preview, ctx, plan_id, caller)
+    page, plan, tenant = await ctx.db.read(load)
     return page, await preview_plan(EngineContext.from_app(ctx), plan=plan, tenant=tenant)
 
 
@@ -107,13 +103,14 @@ async def preview_download(
 def journal(
     request: Request,
     plan_id: str,
-    db: DbDep,
+    db: DatabaseDep,
     caller: RequireViewer,
     phase: Annotated[str | None, Query()] = None,
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> Response:
-    plan_page = views.load_plan_page(db, plan_id, caller)
-    entries = queries.journal_page(db, plan_id, phase=phase, page=page)
+    with db.reading() as session:
+        plan_page = views.load_plan_page(session, plan_id, caller)
+        entries = queries.journal_page(session, plan_id, phase=phase, page=page)
     return render(
         request,
         "plans/journal.html",
@@ -127,9 +124,11 @@ def journal(
 
 
 @router.get("/plans/{plan_id}/history", name="plan_history")
-def history(request: Request, plan_id: str, db: DbDep, caller: RequireViewer) -> Response:
-    plan_page = views.load_plan_page(db, plan_id, caller)
-    entries = views.history_entries(plans.history(db, plan_id))
+def history(request: Request, plan_id: str, db: DatabaseDep, caller: RequireViewer) -> Response:
+    with db.reading() as session:
+        plan_page = views.load_plan_page(session, plan_id, caller)
+        rows = plans.history(session, plan_id)
+    entries = views.history_entries(rows)
     return render(
         request, "plans/history.html", {"page": plan_page, "tab": "history", "entries": entries}
     )
@@ -139,23 +138,24 @@ def history(request: Request, plan_id: str, db: DbDep, caller: RequireViewer) ->
 def comms(
     request: Request,
     plan_id: str,
-    db: DbDep,
+    db: DatabaseDep,
     ctx: ContextDep,
     caller: RequireViewer,
     phase: Annotated[str | None, Query()] = None,
 ) -> Response:
-    plan_page = views.load_plan_page(db, plan_id, caller)
-    choices = plan_page.comms_phases
-    chosen = phase if phase in choices else (choices[0] if choices else None)
     rendered = None
     problem = None
-    if chosen is not None:
-        try:
-            rendered = render_phase_comms(
-                db, plan_id=plan_id, phase_key=chosen, public_url=ctx.settings.public_url
-            )
-        except InvalidInputError as exc:
-            problem = exc.detail
+    with db.reading() as session:
+        plan_page = views.load_plan_page(session, plan_id, caller)
+        choices = plan_page.comms_phases
+        chosen = phase if phase in choices else (choices[0] if choices else None)
+        if chosen is not None:
+            try:
+                rendered = render_phase_comms(
+                    session, plan_id=plan_id, phase_key=chosen, public_url=ctx.settings.public_url
+                )
+            except InvalidInputError as exc:
+                problem = exc.detail
     return render(
         request,
         "plans/comms.html",
@@ -172,12 +172,13 @@ def comms(
 
 @router.get("/plans/{plan_id}/comms/{phase_key}/frame", name="plan_comms_frame")
 def comms_frame(
-    plan_id: str, phase_key: str, db: DbDep, ctx: ContextDep, caller: RequireViewer
+    plan_id: str, phase_key: str, db: DatabaseDep, ctx: ContextDep, caller: RequireViewer
 ) -> Response:
     """The mail's HTML alone, for the sandboxed preview frame."""
-    rendered = render_phase_comms(
-        db, plan_id=plan_id, phase_key=phase_key, public_url=ctx.settings.public_url
-    )
+    with db.reading() as session:
+        rendered = render_phase_comms(
+            session, plan_id=plan_id, phase_key=phase_key, public_url=ctx.settings.public_url
+        )
     return Response(
         rendered.html,
         media_type="text/html; charset=utf-8",
@@ -189,12 +190,15 @@ def comms_frame(
 def baseline(
     request: Request,
     plan_id: str,
-    db: DbDep,
+    db: DatabaseDep,
     caller: RequireViewer,
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> Response:
-    plan_page = views.load_plan_page(db, plan_id, caller)
-    inventory = queries.latest_inventory(db, plan_page.plan.tenant_id, plan_id=plan_id, page=page)
+    with db.reading() as session:
+        plan_page = views.load_plan_page(session, plan_id, caller)
+        inventory = queries.latest_inventory(
+            session, plan_page.plan.tenant_id, plan_id=plan_id, page=page
+        )
     return render(
         request,
         "plans/baseline.html",

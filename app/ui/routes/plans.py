@@ -7,10 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from app.db.session import unit_of_work
 from app.domain.machine import Event
 from app.engine import actions
 from app.engine.context import EngineContext
@@ -26,9 +24,9 @@ from app.services import plans, tenants
 from app.services.context import AppContext
 from app.services.plans import PlanView
 from app.services.templates import list_templates
-from app.services.tokens import Caller, Role
+from app.services.tokens import Role
 from app.ui import flash, forms, views
-from app.ui.deps import ContextDep, CsrfForm, DbDep, RequireOperator, RequireViewer
+from app.ui.deps import ContextDep, CsrfForm, DatabaseDep, RequireOperator, RequireViewer
 from app.ui.templating import render
 
 router = APIRouter()
@@ -51,12 +49,13 @@ def _plan_url(request: Request, plan_id: str) -> str:
 @router.get("/plans", name="plans")
 def list_plans(
     request: Request,
-    db: DbDep,
+    db: DatabaseDep,
     caller: RequireViewer,
     tenant: Annotated[str | None, Query()] = None,
 ) -> Response:
-    rows = plans.list_plan_views(db, tenant_id=tenant or None)
-    names = {t.id: t.name for t in tenants.list_tenants(db)}
+    with db.reading() as session:
+        rows = plans.list_plan_views(session, tenant_id=tenant or None)
+        names = {t.id: t.name for t in tenants.list_tenants(session)}
     items = [
         {
             "view": view,
@@ -80,9 +79,9 @@ def list_plans(
     )
 
 
-def _new_plan_context(db: Session, ctx: AppContext, values: dict[str, str]) -> dict[str, Any]:
+def _new_plan_context(session: Session, ctx: AppContext, values: dict[str, str]) -> dict[str, Any]:
     return {
-        "tenants": tenants.list_tenants(db),
+        "tenants": tenants.list_tenants(session),
         "templates": list_templates(ctx.settings.plans_dir),
         "values": values,
     }
@@ -91,39 +90,39 @@ def _new_plan_context(db: Session, ctx: AppContext, values: dict[str, str]) -> d
 @router.get("/plans/new", name="plan_new")
 def new_plan(
     request: Request,
-    db: DbDep,
+    db: DatabaseDep,
     ctx: ContextDep,
     caller: RequireOperator,
     tenant: Annotated[str | None, Query()] = None,
 ) -> Response:
     values = {"tenant_id": tenant or "", "template": "default", "name": ""}
-    return render(
-        request,
-        "plans/new.html",
-        {**_new_plan_context(db, ctx, values), "errors": {}, "problems": []},
-    )
+    with db.reading() as session:
+        context = _new_plan_context(session, ctx, values)
+    return render(request, "plans/new.html", {**context, "errors": {}, "problems": []})
 
 
 @router.post("/plans", name="plan_create")
 def create_plan(
-    request: Request, caller: RequireOperator, form: CsrfForm, db: DbDep, ctx: ContextDep
+    request: Request, caller: RequireOperator, form: CsrfForm, db: DatabaseDep, ctx: ContextDep
 ) -> Response:
     parsed, errors = forms.parse(forms.PlanForm, form)
     values = {k: str(v) for k, v in forms.values_of(form).items()}
     problems: list[dict[str, str]] = []
     if parsed is not None:
         try:
-            view = plans.create_plan(
-                db,
-                tenant_id=parsed.tenant_id,
-                plans_dir=ctx.settings.plans_dir,
-                template=parsed.template,
-                spec_data=None,
-                name=parsed.name or None,
-                binding_overrides={},
-                actor=caller.actor,
-                now=ctx.clock.now(),
-            )
+            # A refusal raises out of the unit of work, which then rolls back.
+            with db.writing() as session:
+                view = plans.create_plan(
+                    session,
+                    tenant_id=parsed.tenant_id,
+                    plans_dir=ctx.settings.plans_dir,
+                    template=parsed.template,
+                    spec_data=None,
+                    name=parsed.name or None,
+                    binding_overrides={},
+                    actor=caller.actor,
+                    now=ctx.clock.now(),
+                )
         except NotFoundError as exc:
             errors["tenant_id"] = exc.detail
         except InvalidInputError as exc:
@@ -137,19 +136,22 @@ def create_plan(
                 "Check the dry run (Preview) and the comms, then start it.",
             )
             return RedirectResponse(_plan_url(request, view.row.id), status_code=303)
+    with db.reading() as session:
+        context = _new_plan_context(session, ctx, values)
     return render(
         request,
         "plans/new.html",
-        {**_new_plan_context(db, ctx, values), "errors": errors, "problems": problems},
+        {**context, "errors": errors, "problems": problems},
         status_code=422,
     )
 
 
 @router.get("/plans/{plan_id}", name="plan")
 def plan_detail(
-    request: Request, plan_id: str, db: DbDep, ctx: ContextDep, caller: RequireViewer
+    request: Request, plan_id: str, db: DatabaseDep, ctx: ContextDep, caller: RequireViewer
 ) -> Response:
-    page = views.load_plan_page(db, plan_id, caller)
+    with db.reading() as session:
+        page = views.load_plan_page(session, plan_id, caller)
     fingerprint = views.live_fingerprint(page, ctx.clock.now())
     return render(
         request,
@@ -162,7 +164,7 @@ def plan_detail(
 def plan_live(
     request: Request,
     plan_id: str,
-    db: DbDep,
+    db: DatabaseDep,
     ctx: ContextDep,
     caller: RequireViewer,
     seen: Annotated[str | None, Query()] = None,
@@ -172,24 +174,25 @@ def plan_live(
     Unchanged since the poller's copy: 204, which htmx does not swap, so keyboard focus and
     the reader's place stay where they are.
     """
-    page = views.load_plan_page(db, plan_id, caller)
+    with db.reading() as session:
+        page = views.load_plan_page(session, plan_id, caller)
     fingerprint = views.live_fingerprint(page, ctx.clock.now())
     if seen == fingerprint:
         return Response(status_code=204)
     return render(request, "partials/_plan_live.html", {"page": page, "fingerprint": fingerprint})
 
 
-def _tenant_name(ctx: AppContext, tenant_id: str) -> str:
-    with ctx.session_factory() as session:
-        try:
-            return tenants.get_tenant(session, tenant_id).name
-        except NotFoundError:
-            return tenant_id
+def _tenant_name(session: Session, tenant_id: str) -> str:
+    try:
+        return tenants.get_tenant(session, tenant_id).name
+    except NotFoundError:
+        return tenant_id
 
 
 def _action_context(
-    ctx: AppContext, view: PlanView, event: Event, phase: str | None
+    session: Session, view: PlanView, event: Event, phase: str | None
 ) -> dict[str, Any]:
+    """What the action form shows; reads the tenant's name in the caller's unit of work."""
     target = phase
     if event is Event.advance and target is None:
         target = next(
@@ -202,7 +205,7 @@ def _action_context(
         )
     return {
         "view": view,
-        "tenant_name": _tenant_name(ctx, view.row.tenant_id),
+        "tenant_name": _tenant_name(session, view.row.tenant_id),
         "event": event,
         "label": views.ACTION_LABELS[event],
         "help": views.action_help(event, view),
@@ -229,14 +232,17 @@ def action_page(
     request: Request,
     plan_id: str,
     action: ActionName,
-    db: DbDep,
-    ctx: ContextDep,
+    db: DatabaseDep,
     caller: RequireOperator,
     phase: Annotated[str | None, Query()] = None,
 ) -> Response:
-    view = plans.get_plan_view(db, plan_id)
     event = Event(action.value)
-    if event not in view.allowed_events:
+    with db.reading() as session:
+        view = plans.get_plan_view(session, plan_id)
+        context = (
+            _action_context(session, view, event, phase) if event in view.allowed_events else None
+        )
+    if context is None:
         _refused(
             request,
             views.ACTION_LABELS[event],
@@ -247,32 +253,7 @@ def action_page(
             ),
         )
         return RedirectResponse(_plan_url(request, plan_id), status_code=303)
-    return render(
-        request,
-        "plans/action.html",
-        {**_action_context(ctx, view, event, phase), "errors": {}, "values": {}},
-    )
-
-
-def _perform(
-    ctx: AppContext, plan_id: str, event: Event, caller: Caller, form: forms.ActionForm
-) -> PlanView:
-    with unit_of_work(ctx.session_factory) as session:
-        return plans.perform_action(
-            session,
-            plan_id=plan_id,
-            event=event,
-            actor=caller.actor,
-            reason=form.reason,
-            now=ctx.clock.now(),
-            phase_key=form.phase,
-            expected_version=form.expected_version,
-        )
-
-
-def _read_view(ctx: AppContext, plan_id: str) -> PlanView:
-    with ctx.session_factory() as session:
-        return plans.get_plan_view(session, plan_id)
+    return render(request, "plans/action.html", {**context, "errors": {}, "values": {}})
 
 
 @router.post("/plans/{plan_id}/actions/{action}", name="plan_action_submit")
@@ -290,18 +271,34 @@ async def submit_action(
     if parsed is not None and event in views.DESTRUCTIVE and not parsed.confirm:
         errors["confirm"] = "Tick the box to confirm; nothing was changed."
     if parsed is None or errors:
-        view = await run_in_threadpool(_read_view, ctx, plan_id)
         values = {k: str(v) for k, v in forms.values_of(form).items()}
+
+        def form_context(session: Session) -> dict[str, Any]:
+            view = plans.get_plan_view(session, plan_id)
+            return _action_context(session, view, event, values.get("phase"))
+
+        context = await ctx.db.read(form_context)
         return render(
             request,
             "plans/action.html",
-            {
-                **await run_in_threadpool(_action_context, ctx, view, event, values.get("phase")),
-                "errors": errors,
-                "values": values,
-            },
+            {**context, "errors": errors, "values": values},
             status_code=422,
         )
+    action_form = parsed
+    now = ctx.clock.now()
+
+    def perform(session: Session) -> PlanView:
+        return plans.perform_action(
+            session,
+            plan_id=plan_id,
+            event=event,
+            actor=caller.actor,
+            reason=action_form.reason,
+            now=now,
+            phase_key=action_form.phase,
+            expected_version=action_form.expected_version,
+        )
+
     try:
         if event is Event.start:
             view = await actions.start(
@@ -312,7 +309,7 @@ async def submit_action(
                 expected_version=parsed.expected_version,
             )
         else:
-            view = await run_in_threadpool(_perform, ctx, plan_id, event, caller, parsed)
+            view = await ctx.db.write(perform)
     except PreflightFailedError as exc:
         failed = [
             f"{c.get('name')}: {c.get('detail')}"

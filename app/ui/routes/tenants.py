@@ -7,20 +7,24 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from app.db.models import Tenant
 from app.domain.tenant import TenantSpec
 from app.domain.validation import problems_from_validation_error
 from app.engine.context import EngineContext
 from app.engine.inventory import InventoryError, take_inventory
 from app.problems import ConflictError
 from app.services import plans, tenants
-from app.services.context import AppContext
 from app.services.tokens import Role
 from app.ui import flash, forms, queries, views
-from app.ui.deps import ContextDep, CsrfForm, DbDep, RequireAdmin, RequireOperator, RequireViewer
+from app.ui.deps import (
+    ContextDep,
+    CsrfForm,
+    DatabaseDep,
+    RequireAdmin,
+    RequireOperator,
+    RequireViewer,
+)
 from app.ui.templating import render
 
 router = APIRouter()
@@ -45,10 +49,12 @@ def _tenant_url(request: Request, tenant_id: str) -> str:
 
 
 @router.get("/tenants", name="tenants")
-def list_tenants(request: Request, db: DbDep, caller: RequireViewer) -> Response:
-    rows = tenants.list_tenants(db)
+def list_tenants(request: Request, db: DatabaseDep, caller: RequireViewer) -> Response:
+    with db.reading() as session:
+        rows = tenants.list_tenants(session)
+        plan_views = plans.list_plan_views(session)
     counts: dict[str, int] = {}
-    for view in plans.list_plan_views(db):
+    for view in plan_views:
         counts[view.row.tenant_id] = counts.get(view.row.tenant_id, 0) + 1
     return render(
         request,
@@ -78,14 +84,18 @@ def _new_context(body: str, errors: dict[str, str], problems: list[str]) -> dict
 
 @router.post("/tenants", name="tenant_create")
 def create_tenant(
-    request: Request, caller: RequireAdmin, form: CsrfForm, db: DbDep, ctx: ContextDep
+    request: Request, caller: RequireAdmin, form: CsrfForm, db: DatabaseDep, ctx: ContextDep
 ) -> Response:
     parsed, errors = forms.parse(forms.TenantForm, form)
     problems: list[str] = []
     if parsed is not None:
         try:
             spec = TenantSpec.model_validate_json(parsed.body)
-            row = tenants.create_tenant(db, spec=spec, box=ctx.secret_box, now=ctx.clock.now())
+            # A conflict raises out of the unit of work, which then rolls back.
+            with db.writing() as session:
+                row = tenants.create_tenant(
+                    session, spec=spec, box=ctx.secret_box, now=ctx.clock.now()
+                )
         except ValidationError as exc:
             errors["body"] = "The tenant is not valid; see the problems below."
             problems = [str(p) for p in problems_from_validation_error(exc)]
@@ -102,12 +112,14 @@ def create_tenant(
 def tenant_detail(
     request: Request,
     tenant_id: str,
-    db: DbDep,
+    db: DatabaseDep,
     caller: RequireViewer,
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> Response:
-    row = tenants.get_tenant(db, tenant_id)
-    tenant_plans = plans.list_plan_views(db, tenant_id=tenant_id)
+    with db.reading() as session:
+        row = tenants.get_tenant(session, tenant_id)
+        tenant_plans = plans.list_plan_views(session, tenant_id=tenant_id)
+        inventory = queries.latest_inventory(session, tenant_id, page=page)
     return render(
         request,
         "tenants/detail.html",
@@ -116,7 +128,7 @@ def tenant_detail(
             "auth_public": {k: v for k, v in row.auth_public.items() if k != "kind"},
             "has_secret": row.auth_secret_encrypted is not None,
             "automation_label": views.freeze_label(row.automation),
-            "inventory": queries.latest_inventory(db, tenant_id, page=page),
+            "inventory": inventory,
             "plans": tenant_plans,
             "can_operate": caller.role.at_least(Role.operator),
             "can_admin": caller.role.at_least(Role.admin),
@@ -124,17 +136,12 @@ def tenant_detail(
     )
 
 
-def _tenant_row(ctx: AppContext, tenant_id: str) -> Tenant:
-    with ctx.session_factory() as session:
-        return tenants.get_tenant(session, tenant_id)
-
-
 @router.post("/tenants/{tenant_id}/inventory", name="tenant_inventory")
 async def take_inventory_now(
     request: Request, tenant_id: str, caller: RequireOperator, form: CsrfForm, ctx: ContextDep
 ) -> Response:
     """Read every permanent Active assignment now and store it as a snapshot."""
-    row = await run_in_threadpool(_tenant_row, ctx, tenant_id)
+    row = await ctx.db.read(lambda session: tenants.get_tenant(session, tenant_id))
     try:
         snapshot = await take_inventory(EngineContext.from_app(ctx), row)
     except InventoryError as exc:
@@ -154,20 +161,21 @@ def set_freeze(
     tenant_id: str,
     caller: RequireAdmin,
     form: CsrfForm,
-    db: DbDep,
+    db: DatabaseDep,
     ctx: ContextDep,
 ) -> Response:
     """Freeze (or thaw) automatic progression for every plan of this tenant."""
     parsed, _ = forms.parse(forms.FreezeForm, form)
     frozen = bool(parsed and parsed.frozen)
-    row = tenants.get_tenant(db, tenant_id)
-    tenants.update_tenant(
-        db,
-        tenant_id=tenant_id,
-        changes={"automation": {**row.automation, "frozen": frozen}},
-        box=ctx.secret_box,
-        now=ctx.clock.now(),
-    )
+    with db.writing() as session:
+        row = tenants.get_tenant(session, tenant_id)
+        tenants.update_tenant(
+            session,
+            tenant_id=tenant_id,
+            changes={"automation": {**row.automation, "frozen": frozen}},
+            box=ctx.secret_box,
+            now=ctx.clock.now(),
+        )
     flash.add(
         request.session,
         "success",
