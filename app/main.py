@@ -10,9 +10,21 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from app.api.middleware import RequestContextMiddleware
-from app.api.routes import comms, health, metrics, plans, reports, templates, tenants, tokens
+from app.api.routes import (
+    comms,
+    health,
+    jobs,
+    metrics,
+    plans,
+    reports,
+    templates,
+    tenants,
+    tokens,
+)
 from app.db.session import Database, SessionFactory
 from app.domain.clock import Clock
+from app.engine.context import EngineContext
+from app.engine.jobs import JobRunner
 from app.logging import configure_logging
 from app.problems import install_problem_handlers
 from app.services.context import AppContext, SystemClock
@@ -75,7 +87,6 @@ def create_app(
             watchdog = LoopWatchdog.start(threshold_s=settings.loop_watchdog_ms / 1000)
         scheduler = None
         if settings.scheduler.enabled:
-            from app.engine.context import EngineContext
             from app.engine.scheduler import start_scheduler
 
             scheduler = start_scheduler(
@@ -89,6 +100,7 @@ def create_app(
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
+            await app.state.jobs.aclose()
             await ctx.graph_factory.aclose_all()
             if watchdog is not None:
                 watchdog.stop()
@@ -100,6 +112,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    app.state.jobs = JobRunner(EngineContext.from_app(ctx))
     install_problem_handlers(app)
     for router in (
         health.router,
@@ -109,6 +122,7 @@ def create_app(
         tokens.router,
         comms.router,
         reports.router,
+        jobs.router,
         metrics.router,
     ):
         app.include_router(router)

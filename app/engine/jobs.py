@@ -18,6 +18,7 @@ from enum import StrEnum
 from functools import partial
 from typing import Any
 
+from pydantic_core import to_jsonable_python
 from sqlmodel import Session
 
 from app.db.models import Job
@@ -158,7 +159,7 @@ class JobRunner:
         result: dict[str, Any] | None = None
         problem: dict[str, Any] | None = None
         try:
-            result = await work(progress)
+            result = to_jsonable_python(await work(progress))
         except AppError as exc:
             problem = exc.to_problem()
         except asyncio.CancelledError:

@@ -623,9 +623,7 @@ def still_running() -> list[asyncio.Task[Any]]:
     return [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
 
 
-async def note_on_plan(
-    ectx: EngineContext, lease: Lease | None, plan_id: str, text: str
-) -> None:
+async def note_on_plan(ectx: EngineContext, lease: Lease | None, plan_id: str, text: str) -> None:
     """An engine write under ``lease``: it goes through the fence like every other."""
     assert lease is not None
 

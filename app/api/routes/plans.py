@@ -4,19 +4,22 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response, status
+from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
 from app.api.auth import RequireOperator, RequireViewer
 from app.api.deps import ContextDep, DatabaseDep
 from app.api.inventory import inventory_read
+from app.api.jobs import JOB_RESPONSES, JobsDep, answer_with_job
+from app.api.prefer import PreferHeader, wait_preference
 from app.api.schemas import HistoryEntry, PlanAction, PlanCreate, PlanRead
 from app.db.models import Plan, Tenant
 from app.db.repos.inventory import InventoryRepository
 from app.db.repos.journal import JournalRepository
 from app.domain.machine import Event
 from app.engine import actions
-from app.engine.context import EngineContext
-from app.engine.preview import preview_csv, preview_json, preview_plan
+from app.engine.jobs import JobProgress
+from app.engine.preview import preview_csv_from_json, preview_json, preview_plan
 from app.problems import NotFoundError
 from app.services import plans, tenants
 
@@ -115,51 +118,98 @@ def get_operations(
     ]
 
 
-@router.post("/{plan_id}/preflight")
-async def run_preflight(plan_id: str, ctx: ContextDep, caller: RequireOperator) -> dict[str, Any]:
-    """Run the preflight checks now and record them in the history; changes no state."""
-    report = await actions.preflight(
-        EngineContext.from_app(ctx), plan_id=plan_id, actor=caller.actor
-    )
-    return report.to_json()
-
-
-@router.post("/{plan_id}/preview", response_model=None)
-async def preview(
-    plan_id: str,
-    ctx: ContextDep,
-    caller: RequireOperator,
-    format: Annotated[str | None, Query(pattern="^(json|csv)$")] = None,
-    accept: Annotated[str | None, Header()] = None,
-) -> Any:
-    """Dry run: per phase, exactly what would change. Reads the tenant; writes nothing.
-
-    JSON unless ``format=csv`` or an ``Accept`` header that asks for ``text/csv``.
-    """
-    if format is None:
-        format = "csv" if accept and "text/csv" in accept.lower() else "json"
-
+async def _plan_and_tenant(ctx: ContextDep, plan_id: str) -> tuple[Plan, Tenant]:
     def load(session: Session) -> tuple[Plan, Tenant]:
         plan = plans.get_plan_row(session, plan_id)
         return plan, tenants.get_tenant(session, plan.tenant_id)
 
-    plan, tenant = await ctx.db.read(load)
-    previews = await preview_plan(EngineContext.from_app(ctx), plan=plan, tenant=tenant)
-    if format == "csv":
-        return Response(
-            preview_csv(previews),
-            media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="plan-{plan_id}-preview.csv"'},
-        )
-    return {"plan_id": plan_id, "phases": preview_json(previews)}
+    return await ctx.db.read(load)
 
 
-@router.get("/{plan_id}/preview.csv", response_model=None)
-async def preview_download(plan_id: str, ctx: ContextDep, caller: RequireOperator) -> Response:
+@router.post("/{plan_id}/preflight", response_model=None, responses=JOB_RESPONSES)
+async def run_preflight(
+    plan_id: str,
+    ctx: ContextDep,
+    jobs: JobsDep,
+    caller: RequireOperator,
+    prefer: PreferHeader = None,
+) -> Response:
+    """Run the preflight checks now and record them in the history; changes no state."""
+    plan, _ = await _plan_and_tenant(ctx, plan_id)
+
+    async def work(_progress: JobProgress) -> dict[str, Any]:
+        report = await actions.preflight(jobs.ectx, plan_id=plan_id, actor=caller.actor)
+        return report.to_json()
+
+    return await answer_with_job(
+        jobs,
+        wait_preference(prefer),
+        kind="preflight",
+        tenant_id=plan.tenant_id,
+        plan_id=plan_id,
+        actor=caller.actor,
+        work=work,
+        render=JSONResponse,
+    )
+
+
+@router.post("/{plan_id}/preview", response_model=None, responses=JOB_RESPONSES)
+async def preview(
+    plan_id: str,
+    ctx: ContextDep,
+    jobs: JobsDep,
+    caller: RequireOperator,
+    format: Annotated[str | None, Query(pattern="^(json|csv)$")] = None,
+    accept: Annotated[str | None, Header()] = None,
+    prefer: PreferHeader = None,
+) -> Response:
+    """Dry run: per phase, exactly what would change. Reads the tenant; writes nothing.
+
+    JSON unless ``format=csv`` or an ``Accept`` header that asks for ``text/csv``. A large
+    tenant answers ``202`` with the job; its result is the JSON form.
+    """
+    if format is None:
+        format = "csv" if accept and "text/csv" in accept.lower() else "json"
+    plan, tenant = await _plan_and_tenant(ctx, plan_id)
+
+    async def work(progress: JobProgress) -> dict[str, Any]:
+        progress("reading the tenant")
+        previews = await preview_plan(jobs.ectx, plan=plan, tenant=tenant)
+        return {"plan_id": plan_id, "phases": preview_json(previews)}
+
+    def render(result: dict[str, Any]) -> Response:
+        if format == "csv":
+            return Response(
+                preview_csv_from_json(result["phases"]),
+                media_type="text/csv",
+                headers={
+                    "Content-Disposition": f'attachment; filename="plan-{plan_id}-preview.csv"'
+                },
+            )
+        return JSONResponse(result)
+
+    return await answer_with_job(
+        jobs,
+        wait_preference(prefer),
+        kind="preview",
+        tenant_id=plan.tenant_id,
+        plan_id=plan_id,
+        actor=caller.actor,
+        work=work,
+        render=render,
+    )
+
+
+@router.get("/{plan_id}/preview.csv", response_model=None, responses=JOB_RESPONSES)
+async def preview_download(
+    plan_id: str,
+    ctx: ContextDep,
+    jobs: JobsDep,
+    caller: RequireOperator,
+    prefer: PreferHeader = None,
+) -> Response:
     """The dry run as CSV, for sign-off by someone who does not use the tool."""
-    result = await preview(plan_id, ctx, caller, format="csv")
-    assert isinstance(result, Response)
-    return result
+    return await preview(plan_id, ctx, jobs, caller, format="csv", accept=None, prefer=prefer)
 
 
 @router.get("/{plan_id}/baseline")
@@ -180,28 +230,46 @@ def get_baseline(
         return inventory_read(session, snapshot, limit=limit, offset=offset)
 
 
-@router.post("/{plan_id}/{action}", response_model=PlanRead)
+@router.post("/{plan_id}/{action}", response_model=PlanRead, responses=JOB_RESPONSES)
 async def act(
     plan_id: str,
     action: ActionName,
     ctx: ContextDep,
+    jobs: JobsDep,
     caller: RequireOperator,
     body: Annotated[PlanAction | None, Body()] = None,
-) -> PlanRead:
+    prefer: PreferHeader = None,
+) -> Any:
     """Move the plan: start, pause, resume, advance, retry, abort or rollback.
 
-    ``start`` runs the preflight checks first and takes the baseline inventory.
+    ``start`` runs the preflight checks first and takes the baseline inventory, as a job: on a
+    large tenant it answers ``202`` with the job to poll (see ``Prefer``).
     """
     request = body or PlanAction()
     if action is ActionName.start:
-        view = await actions.start(
-            EngineContext.from_app(ctx),
+        plan, _ = await _plan_and_tenant(ctx, plan_id)
+
+        async def work(progress: JobProgress) -> dict[str, Any]:
+            view = await actions.start(
+                jobs.ectx,
+                plan_id=plan_id,
+                actor=caller.actor,
+                reason=request.reason,
+                expected_version=request.expected_version,
+                progress=progress,
+            )
+            return PlanRead.from_view(view).model_dump(mode="json")
+
+        return await answer_with_job(
+            jobs,
+            wait_preference(prefer),
+            kind="start",
+            tenant_id=plan.tenant_id,
             plan_id=plan_id,
             actor=caller.actor,
-            reason=request.reason,
-            expected_version=request.expected_version,
+            work=work,
+            render=JSONResponse,
         )
-        return PlanRead.from_view(view)
     now = ctx.clock.now()
 
     def perform(session: Session) -> plans.PlanView:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 
 from app.api.auth import RequireOperator, RequireViewer
 from app.api.deps import ContextDep, DatabaseDep
-from app.engine.context import EngineContext
+from app.api.jobs import JOB_RESPONSES, JobsDep, answer_with_job
+from app.api.prefer import PreferHeader, wait_preference
+from app.engine.jobs import JobProgress
 from app.engine.monitoring import collect_now
 from app.problems import ConflictError, UnavailableError
-from app.services.monitoring.collect import CollectionError, CollectionResult
+from app.services.monitoring.collect import CollectionError
 from app.services.monitoring.reports import (
     DEFAULT_PERIOD,
     ActivationReport,
@@ -64,14 +68,34 @@ def drift(tenant_id: str, db: DatabaseDep, ctx: ContextDep, caller: RequireViewe
         )
 
 
-@router.post("/{tenant_id}/reports/collect", response_model=CollectionResult)
-async def collect(tenant_id: str, ctx: ContextDep, caller: RequireOperator) -> CollectionResult:
+@router.post("/{tenant_id}/reports/collect", response_model=None, responses=JOB_RESPONSES)
+async def collect(
+    tenant_id: str,
+    ctx: ContextDep,
+    jobs: JobsDep,
+    caller: RequireOperator,
+    prefer: PreferHeader = None,
+) -> Response:
     """Collect the tenant's PIM activity now (the scheduler does it every few minutes)."""
     tenant = await ctx.db.read(lambda session: get_tenant(session, tenant_id))
-    try:
-        result = await collect_now(EngineContext.from_app(ctx), tenant, ctx.settings.monitoring)
-    except CollectionError as exc:
-        raise UnavailableError(f"collecting from Graph failed: {exc}") from None
-    if result is None:
-        raise ConflictError("another worker is collecting this tenant's activity right now")
-    return result
+
+    async def work(progress: JobProgress) -> dict[str, Any]:
+        progress("collecting")
+        try:
+            result = await collect_now(jobs.ectx, tenant, ctx.settings.monitoring)
+        except CollectionError as exc:
+            raise UnavailableError(f"collecting from Graph failed: {exc}") from None
+        if result is None:
+            raise ConflictError("another worker is collecting this tenant's activity right now")
+        return dict(jsonable_encoder(result))
+
+    return await answer_with_job(
+        jobs,
+        wait_preference(prefer),
+        kind="collect",
+        tenant_id=tenant_id,
+        plan_id=None,
+        actor=caller.actor,
+        work=work,
+        render=JSONResponse,
+    )

@@ -2,15 +2,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 
 from app.api.auth import RequireAdmin, RequireOperator, RequireViewer
 from app.api.deps import ContextDep, DatabaseDep
 from app.api.inventory import inventory_read
+from app.api.jobs import JOB_RESPONSES, JobsDep, answer_with_job
+from app.api.prefer import PreferHeader, wait_preference
 from app.api.schemas import TenantCreate, TenantRead, TenantUpdate
 from app.db.repos.inventory import InventoryRepository
-from app.engine.context import EngineContext
 from app.engine.inventory import InventoryError, take_inventory
+from app.engine.jobs import JobProgress
 from app.problems import NotFoundError, UnavailableError
 from app.services import tenants
 
@@ -54,18 +58,43 @@ def update_tenant(
     return TenantRead.from_row(row)
 
 
-@router.post("/{tenant_id}/inventory", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/{tenant_id}/inventory",
+    status_code=status.HTTP_201_CREATED,
+    response_model=None,
+    responses=JOB_RESPONSES,
+)
 async def take_inventory_now(
-    tenant_id: str, ctx: ContextDep, caller: RequireOperator
-) -> dict[str, Any]:
-    """Read every permanent Active assignment in the tenant now and store it as a snapshot."""
+    tenant_id: str,
+    ctx: ContextDep,
+    jobs: JobsDep,
+    caller: RequireOperator,
+    prefer: PreferHeader = None,
+) -> Response:
+    """Read every permanent Active assignment in the tenant now and store it as a snapshot.
+
+    A large tenant answers ``202`` with the job to poll (see ``Prefer``).
+    """
     tenant = await ctx.db.read(lambda session: tenants.get_tenant(session, tenant_id))
-    try:
-        snapshot = await take_inventory(EngineContext.from_app(ctx), tenant)
-    except InventoryError as exc:
-        raise UnavailableError(str(exc)) from None
-    return await ctx.db.read(
-        lambda session: inventory_read(session, snapshot, limit=1000, offset=0)
+
+    async def work(progress: JobProgress) -> dict[str, Any]:
+        try:
+            snapshot = await take_inventory(jobs.ectx, tenant, progress=progress)
+        except InventoryError as exc:
+            raise UnavailableError(str(exc)) from None
+        return await jobs.ectx.db.read(
+            lambda session: inventory_read(session, snapshot, limit=1000, offset=0)
+        )
+
+    return await answer_with_job(
+        jobs,
+        wait_preference(prefer),
+        kind="inventory",
+        tenant_id=tenant_id,
+        plan_id=None,
+        actor=caller.actor,
+        work=work,
+        render=lambda result: JSONResponse(jsonable_encoder(result), status_code=201),
     )
 
 
