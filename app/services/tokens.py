@@ -5,14 +5,18 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlmodel import Session
 
 from app.db.models import ApiToken
 from app.db.repos.tokens import TokenRepository
+from app.db.session import Database, is_busy_error
+from app.logging import get_logger
 from app.problems import InvalidInputError, NotFoundError
+
+log = get_logger(__name__)
 
 TOKEN_PREFIX = "pimr_"
 
@@ -72,11 +76,47 @@ def create_token(session: Session, *, role: str, name: str, now: datetime) -> tu
     return plaintext, row
 
 
-def authenticate(session: Session, token: str, *, now: datetime) -> Caller | None:
-    row = TokenRepository(session).get_active_by_hash(hash_token(token))
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+"""``last_used_at`` is rewritten only once it is at least this old: a busy client costs one
+small write a minute, not one a request, and a read request writes nothing in between."""
+
+
+def use_is_stale(last_used_at: datetime | None, now: datetime) -> bool:
+    return last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION
+
+
+def record_use_if_stale(db: Database, row: ApiToken, now: datetime) -> None:
+    """Stamp ``last_used_at`` in a write unit of its own, unless it is fresh.
+
+    Synchronous (for sync handlers and dependencies, on worker threads). The row is read again
+    in the write unit, so requests racing each other write once. The stamp is bookkeeping: a
+    database too busy to take it does not fail the request.
+    """
+    if row.id is None or not use_is_stale(row.last_used_at, now):
+        return
+    try:
+        with db.writing() as session:
+            repo = TokenRepository(session)
+            current = repo.get(row.id)
+            if (
+                current is not None
+                and current.revoked_at is None
+                and use_is_stale(current.last_used_at, now)
+            ):
+                repo.record_use(current, now)
+    except Exception as exc:
+        if not is_busy_error(exc):
+            raise
+        log.warning("auth.last_used_skipped", token_id=row.id, error=type(exc).__name__)
+
+
+def authenticate(db: Database, token: str, *, now: datetime) -> Caller | None:
+    """The caller behind an API token, read in a read unit; None if unknown or revoked."""
+    with db.reading() as session:
+        row = TokenRepository(session).get_active_by_hash(hash_token(token))
     if row is None or row.id is None:
         return None
-    TokenRepository(session).record_use(row, now)
+    record_use_if_stale(db, row, now)
     return Caller(token_id=row.id, name=row.name, role=Role(row.role))
 
 

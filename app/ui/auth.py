@@ -5,22 +5,21 @@ never the token. Every request re-reads the token row, so revoking a token or ch
 takes effect on the next click.
 
 The token row is read in a read-only unit of work; when it was last used is recorded in a short
-write unit of its own, at most once a minute per token (``LAST_USED_RESOLUTION``). Both are
+write unit of its own, at most once a minute per token (``record_use_if_stale``). Both are
 synchronous: for sync handlers and dependencies, which run on worker threads.
 """
 
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from app.db.models import ApiToken
 from app.db.repos.tokens import TokenRepository
-from app.db.session import Database, is_busy_error
+from app.db.session import Database
 from app.logging import get_logger
 from app.services.secrets import SecretBox
-from app.services.tokens import Caller, Role, hash_token
+from app.services.tokens import Caller, Role, hash_token, record_use_if_stale
 from app.settings import Settings
 from app.ui import csrf
 
@@ -31,8 +30,6 @@ SESSION_MAX_AGE_SECONDS = 8 * 3600
 _TOKEN_ID = "token_id"
 _TOKEN_MARK = "token_created_at"
 _PURPOSE = b"pim-rollout/ui-session/v1"
-LAST_USED_RESOLUTION = timedelta(seconds=60)
-"""``last_used_at`` is rewritten only once it is at least this old."""
 
 
 def session_secret(box: SecretBox) -> str:
@@ -42,33 +39,6 @@ def session_secret(box: SecretBox) -> str:
 
 def cookie_is_secure(settings: Settings) -> bool:
     return settings.public_url.lower().startswith("https://")
-
-
-def _use_is_stale(last_used_at: datetime | None, now: datetime) -> bool:
-    return last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION
-
-
-def _record_use(db: Database, row: ApiToken, now: datetime) -> None:
-    """Stamp ``last_used_at`` unless it is fresh (re-checked under the writer's transaction).
-
-    The stamp is bookkeeping: a database too busy to take it does not fail the request.
-    """
-    if row.id is None or not _use_is_stale(row.last_used_at, now):
-        return
-    try:
-        with db.writing() as session:
-            repo = TokenRepository(session)
-            current = repo.get(row.id)
-            if (
-                current is not None
-                and current.revoked_at is None
-                and _use_is_stale(current.last_used_at, now)
-            ):
-                repo.record_use(current, now)
-    except Exception as exc:
-        if not is_busy_error(exc):
-            raise
-        log.warning("ui.auth.last_used_skipped", token_id=row.id, error=type(exc).__name__)
 
 
 def sign_in(
@@ -82,7 +52,7 @@ def sign_in(
         row = TokenRepository(session).get_active_by_hash(hash_token(plaintext))
     if row is None or row.id is None:
         return None
-    _record_use(db, row, now)
+    record_use_if_stale(db, row, now)
     http_session.clear()
     http_session[_TOKEN_ID] = row.id
     http_session[_TOKEN_MARK] = row.created_at.isoformat()
@@ -113,7 +83,7 @@ def session_caller(
         http_session.pop(_TOKEN_ID, None)
         http_session.pop(_TOKEN_MARK, None)
         return None
-    _record_use(db, row, now)
+    record_use_if_stale(db, row, now)
     return Caller(token_id=token_id, name=row.name, role=Role(row.role))
 
 

@@ -21,7 +21,7 @@ from sqlmodel import SQLModel, select
 import app.db.models  # noqa: F401  (registers every table on SQLModel.metadata)
 from app.db.migrate import alembic_config
 from app.db.models import ApiToken
-from app.db.session import create_db_engine, create_session_factory
+from app.db.session import Database, create_db_engine, create_session_factory
 from app.services.tokens import authenticate
 from tests.conftest import DATABASES, PG_ADMIN_URL, _sqlalchemy_pg
 from tests.factories import ROOT
@@ -115,10 +115,11 @@ class TestTokensCreate:
                 assert [(r.name, r.role) for r in rows] == [("ci-bot", "operator")]
                 assert rows[0].token_hash == hashlib.sha256(token.encode()).hexdigest()
                 assert token not in {str(v) for v in rows[0].model_dump().values()}
-                caller = authenticate(session, token, now=datetime.now(UTC))
-                assert caller is not None
-                assert caller.role.value == "operator"
-                assert authenticate(session, token + "x", now=datetime.now(UTC)) is None
+            db = Database(factory)
+            caller = authenticate(db, token, now=datetime.now(UTC))
+            assert caller is not None
+            assert caller.role.value == "operator"
+            assert authenticate(db, token + "x", now=datetime.now(UTC)) is None
         finally:
             engine.dispose()
 
