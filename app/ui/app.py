@@ -93,5 +93,9 @@ def create_ui_app(ctx: AppContext) -> FastAPI:
 
 def mount_ui(app: FastAPI, ctx: AppContext) -> None:
     """Serve the admin UI (pages and ``/ui/static``) from ``app``."""
+    ui = create_ui_app(ctx)
+    # The job runner lives on the host app (``app.state.jobs``); a mounted app's requests see
+    # only the UI app, so it keeps a way back to its host.
+    ui.state.host = app
     # Unnamed, so ``url_for("plan", ...)`` finds the UI's routes by their own names.
-    app.mount("/ui", create_ui_app(ctx))
+    app.mount("/ui", ui)

@@ -18,9 +18,9 @@ from starlette.responses import RedirectResponse, Response
 
 from app.domain.roles import role_name
 from app.domain.signals import DURATION_BUCKETS, RoleSignals, SignalReport, WeekSignals
-from app.engine.context import EngineContext
+from app.engine.jobs import JobProgress
 from app.engine.monitoring import collect_now
-from app.problems import InvalidInputError
+from app.problems import ConflictError, InvalidInputError, UnavailableError
 from app.services import tenants
 from app.services.monitoring.collect import CollectionError
 from app.services.monitoring.reports import (
@@ -33,10 +33,12 @@ from app.services.monitoring.reports import (
 from app.services.tokens import Role
 from app.ui import flash
 from app.ui.deps import ContextDep, CsrfForm, DatabaseDep, RequireOperator, RequireViewer
+from app.ui.jobs import JobsDep, problem_slug, recent_jobs, run_job
 from app.ui.templating import render
 
 router = APIRouter()
 
+ANOTHER_WORKER = "another worker is collecting this tenant's activity right now"
 PERIODS = (("P7D", "last week"), ("P14D", "2 weeks"), ("P28D", "4 weeks"), ("P91D", "13 weeks"))
 
 # Colour per tone, as SVG presentation attributes; each series also has a legend entry and a
@@ -364,6 +366,7 @@ def monitoring_page(
                 errors[str(error["path"]).removeprefix("query.")] = str(error["message"])
             report = activation_report(session, tenant_id=tenant_id, now=now, settings=settings)
         drift = drift_report(session, tenant_id=tenant_id, now=now, settings=settings)
+        jobs = recent_jobs(session, now, tenant_id=tenant_id)
     context: dict[str, Any] = {
         "tenant": tenant,
         "view": build_view(report, drift, errors),
@@ -371,6 +374,8 @@ def monitoring_page(
         "period": period,
         "role": role or "",
         "can_operate": caller.role.at_least(Role.operator),
+        "jobs": jobs,
+        "jobs_running": any(j.running for j in jobs),
         "role_names": {
             f.role_definition_id: role_name(f.role_definition_id) for f in drift.findings
         },
@@ -380,27 +385,68 @@ def monitoring_page(
 
 @router.post("/tenants/{tenant_id}/monitoring/collect", name="tenant_monitoring_collect")
 async def collect(
-    request: Request, tenant_id: str, ctx: ContextDep, caller: RequireOperator, form: CsrfForm
+    request: Request,
+    tenant_id: str,
+    ctx: ContextDep,
+    caller: RequireOperator,
+    form: CsrfForm,
+    runner: JobsDep,
 ) -> Response:
+    """Collect the tenant's PIM activity now, as a job."""
     tenant = await ctx.db.read(lambda session: tenants.get_tenant(session, tenant_id))
-    try:
-        result = await collect_now(EngineContext.from_app(ctx), tenant, ctx.settings.monitoring)
-    except CollectionError as exc:
-        flash.add(request.session, "error", "Collecting from Graph failed.", str(exc))
-    else:
+    settings = ctx.settings.monitoring
+
+    async def work(progress: JobProgress) -> dict[str, Any]:
+        progress("collecting")
+        try:
+            result = await collect_now(runner.ectx, tenant, settings)
+        except CollectionError as exc:
+            raise UnavailableError(str(exc)) from None
         if result is None:
-            flash.add(
-                request.session,
-                "warning",
-                "Another worker is collecting this tenant's activity right now.",
-            )
-        else:
-            flash.add(
-                request.session,
-                "success",
-                "Activity collected.",
-                f"{result.requests_new} new request(s), {result.requests_updated} updated, "
-                f"{result.audits_new} audit record(s), {result.assignments_new} new and "
-                f"{result.assignments_gone} removed standing assignment(s).",
-            )
+            raise ConflictError(ANOTHER_WORKER)
+        return {
+            "requests_new": result.requests_new,
+            "requests_updated": result.requests_updated,
+            "audits_new": result.audits_new,
+            "assignments_new": result.assignments_new,
+            "assignments_gone": result.assignments_gone,
+        }
+
+    try:
+        outcome = await run_job(
+            runner,
+            kind="collect",
+            tenant_id=tenant_id,
+            plan_id=None,
+            actor=caller.actor,
+            work=work,
+        )
+    except ConflictError as exc:
+        flash.add(request.session, "warning", "A collection is already running.", exc.detail)
+        return RedirectResponse(_page_url(request, tenant_id), status_code=303)
+    if outcome.succeeded:
+        r = outcome.result
+        flash.add(
+            request.session,
+            "success",
+            "Activity collected.",
+            f"{r.get('requests_new')} new request(s), {r.get('requests_updated')} updated, "
+            f"{r.get('audits_new')} audit record(s), {r.get('assignments_new')} new and "
+            f"{r.get('assignments_gone')} removed standing assignment(s).",
+        )
+    elif outcome.failed and problem_slug(outcome.problem or {}) == "conflict":
+        flash.add(
+            request.session,
+            "warning",
+            "Another worker is collecting this tenant's activity right now.",
+        )
+    elif outcome.failed:
+        flash.add(request.session, "error", "Collecting from Graph failed.", outcome.detail)
+    else:
+        flash.add(
+            request.session,
+            "info",
+            "Collecting the activity in the background.",
+            "Progress shows below; the page shows the new activity once it is collected.",
+        )
     return RedirectResponse(_page_url(request, tenant_id), status_code=303)

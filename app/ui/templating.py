@@ -17,6 +17,7 @@ from starlette.templating import Jinja2Templates
 
 from app.services.context import AppContext
 from app.ui import csrf, flash
+from app.ui.jobs import REFRESH_SECONDS
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
@@ -35,6 +36,7 @@ _TONES: Mapping[str, str] = {
     "completed": "ok",
     "applied": "ok",
     "failed": "bad",
+    "succeeded": "ok",
     "rolled_back": "undone",
     "reverted": "undone",
     "drift": "warn",
@@ -104,6 +106,7 @@ def _environment() -> jinja2.Environment:
         tone=tone, humanize=humanize, reltime=reltime, duration=duration, utc=utc, iso=iso
     )
     env.globals["url_for"] = _url_for
+    env.globals["jobs_refresh_seconds"] = REFRESH_SECONDS
     return env
 
 

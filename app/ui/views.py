@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,7 +28,7 @@ from app.domain.plan import (
 )
 from app.domain.progress import Progress
 from app.domain.roles import role_name
-from app.engine.preview import PhasePreview
+from app.engine.preview import Change, PhasePreview
 from app.problems import NotFoundError
 from app.services import plans, tenants
 from app.services.plans import PhaseView, PlanView
@@ -376,6 +376,24 @@ def target_text(target: dict[str, Any]) -> str:
     if target.get("scope") not in (None, "/"):
         parts.append(f"scope {target['scope']}")
     return " · ".join(parts) or ", ".join(f"{k}={v}" for k, v in sorted(target.items()))
+
+
+_CHANGE_FIELDS = tuple(f.name for f in fields(Change))
+
+
+def previews_from_json(phases: Sequence[dict[str, Any]]) -> list[PhasePreview]:
+    """A dry run back from its JSON form (``preview_json``, what a preview job keeps)."""
+    return [
+        PhasePreview(
+            key=str(phase["phase"]),
+            title=str(phase.get("title") or phase["phase"]),
+            changes=[
+                (int(change.get("step", 0)), Change(**{k: change.get(k) for k in _CHANGE_FIELDS}))
+                for change in phase.get("changes", [])
+            ],
+        )
+        for phase in phases
+    ]
 
 
 def change_counts(preview: PhasePreview) -> list[tuple[str, int]]:

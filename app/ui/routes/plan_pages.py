@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from sqlmodel import Session
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from app.db.models import Plan, Tenant
-from app.engine.context import EngineContext
-from app.engine.preview import PhasePreview, preview_csv, preview_plan
+from app.engine.jobs import JobProgress, JobRunner
+from app.engine.preview import preview_csv_from_json, preview_json, preview_plan
 from app.graph.errors import GraphError
-from app.problems import InvalidInputError, NotFoundError
+from app.problems import ConflictError, InvalidInputError, NotFoundError, UnavailableError
 from app.services import plans
 from app.services.comms_preview import render_phase_comms
 from app.services.context import AppContext
 from app.services.tokens import Caller
-from app.ui import queries, views
+from app.ui import flash, queries, views
 from app.ui.deps import ContextDep, DatabaseDep, RequireOperator, RequireViewer
 from app.ui.errors import error_page
+from app.ui.jobs import JobsDep, Outcome, outcome_of, problem_slug, run_job
 from app.ui.templating import render
 
 router = APIRouter()
@@ -31,17 +33,79 @@ COMMS_FRAME_CSP = (
 )
 
 
-async def _previews(
+def _preview_url(request: Request, plan_id: str, **query: str | None) -> str:
+    path = str(request.url_for("plan_preview", plan_id=plan_id).path)
+    pairs = {k: v for k, v in query.items() if v}
+    return path + ("?" + urlencode(pairs) if pairs else "")
+
+
+async def _load(
     ctx: AppContext, plan_id: str, caller: Caller
-) -> tuple[views.PlanPage, list[PhasePreview]]:
+) -> tuple[views.PlanPage, Plan, Tenant]:
     def load(session: Session) -> tuple[views.PlanPage, Plan, Tenant]:
         page = views.load_plan_page(session, plan_id, caller)
         if page.tenant is None:
             raise NotFoundError(f"the plan's tenant {page.plan.tenant_id} no longer exists")
         return page, page.plan, page.tenant
 
-    page, plan, tenant = await ctx.db.read(load)
-    return page, await preview_plan(EngineContext.from_app(ctx), plan=plan, tenant=tenant)
+    return await ctx.db.read(load)
+
+
+async def _run_preview(runner: JobRunner, plan: Plan, tenant: Tenant, caller: Caller) -> Outcome:
+    """The dry run as a job (its result: ``{"plan_id", "phases": preview_json(...)}``).
+
+    A dry run of this plan already running raises ``ConflictError`` naming it (``job_id``).
+    """
+
+    async def work(progress: JobProgress) -> dict[str, Any]:
+        progress("reading the tenant")
+        try:
+            previews = await preview_plan(runner.ectx, plan=plan, tenant=tenant)
+        except GraphError as exc:
+            raise UnavailableError(
+                f"The tenant could not be read for the dry run: {exc.code or exc.status}: "
+                f"{exc.message}"
+            ) from None
+        return {"plan_id": plan.id, "phases": preview_json(previews)}
+
+    return await run_job(
+        runner,
+        kind="preview",
+        tenant_id=plan.tenant_id,
+        plan_id=plan.id,
+        actor=caller.actor,
+        work=work,
+    )
+
+
+async def _preview_job(runner: JobRunner, plan_id: str, job_id: str) -> Outcome:
+    """A dry run computed earlier (or still computing), by its job."""
+    job = await runner.get(job_id)
+    if job.kind != "preview" or job.plan_id != plan_id:
+        raise NotFoundError(f"no dry run {job_id} of this plan")
+    return outcome_of(job, runner.ectx.clock.now())
+
+
+def _to_running(
+    request: Request, plan_id: str, exc: ConflictError, phase: str | None = None
+) -> Response:
+    """To the dry run already computing (the conflict names its job)."""
+    running = exc.extra.get("job_id")
+    if not isinstance(running, str):
+        flash.add(request.session, "warning", "The dry run could not be started.", exc.detail)
+        return RedirectResponse(str(request.url_for("plan", plan_id=plan_id).path), 303)
+    return RedirectResponse(_preview_url(request, plan_id, job=running, phase=phase), 303)
+
+
+def _failed(request: Request, outcome: Outcome) -> Response:
+    problem = outcome.problem or {}
+    unavailable = problem_slug(problem) == "unavailable"
+    return error_page(
+        request,
+        int(problem.get("status", 500)),
+        outcome.detail,
+        title="Tenant unavailable" if unavailable else str(problem.get("title") or "Error"),
+    )
 
 
 @router.get("/plans/{plan_id}/preview", name="plan_preview")
@@ -50,29 +114,51 @@ async def preview(
     plan_id: str,
     caller: RequireOperator,
     ctx: ContextDep,
+    runner: JobsDep,
     phase: Annotated[str | None, Query()] = None,
+    job: Annotated[str | None, Query(max_length=36)] = None,
 ) -> Response:
-    """The dry run: per phase, exactly what would change. Reads the tenant, writes nothing."""
-    try:
-        page, previews = await _previews(ctx, plan_id, caller)
-    except GraphError as exc:
-        return error_page(
+    """The dry run: per phase, exactly what would change. Reads the tenant, writes nothing.
+
+    It runs as a job; without ``job`` it starts one and waits a little for it. Still
+    computing, the page says so and reloads itself on ``?job=<id>`` until the result is in.
+    """
+    page, plan, tenant = await _load(ctx, plan_id, caller)
+    if job:
+        outcome = await _preview_job(runner, plan_id, job)
+    else:
+        try:
+            outcome = await _run_preview(runner, plan, tenant, caller)
+        except ConflictError as exc:
+            # One dry run of this plan at a time: show the one already computing.
+            return _to_running(request, plan_id, exc, phase=phase)
+    if outcome.failed:
+        return _failed(request, outcome)
+    context: dict[str, Any] = {
+        "page": page,
+        "tab": "preview",
+        "phase": phase or "",
+        "job": outcome.job,
+        "from_job": bool(job),
+        "computing": outcome.running,
+        "refresh_url": _preview_url(request, plan_id, job=outcome.job.id, phase=phase),
+        "progress_step": str((outcome.job.progress or {}).get("step") or ""),
+    }
+    if outcome.running:
+        return render(
             request,
-            503,
-            f"The tenant could not be read for the dry run: {exc.code or exc.status}: "
-            f"{exc.message}",
-            title="Tenant unavailable",
+            "plans/preview.html",
+            {**context, "previews": [], "all_previews": [], "counts": {}},
         )
+    previews = views.previews_from_json(outcome.result.get("phases", []))
     shown = [p for p in previews if phase in (None, "", p.key)]
     return render(
         request,
         "plans/preview.html",
         {
-            "page": page,
-            "tab": "preview",
+            **context,
             "previews": shown,
             "all_previews": previews,
-            "phase": phase or "",
             "counts": {p.key: views.change_counts(p) for p in previews},
         },
     )
@@ -80,20 +166,43 @@ async def preview(
 
 @router.get("/plans/{plan_id}/preview.csv", name="plan_preview_csv")
 async def preview_download(
-    request: Request, plan_id: str, caller: RequireOperator, ctx: ContextDep
+    request: Request,
+    plan_id: str,
+    caller: RequireOperator,
+    ctx: ContextDep,
+    runner: JobsDep,
+    job: Annotated[str | None, Query(max_length=36)] = None,
 ) -> Response:
-    """The dry run as CSV, for sign-off by someone who does not use the tool."""
-    try:
-        _, previews = await _previews(ctx, plan_id, caller)
-    except GraphError as exc:
-        return error_page(
-            request,
-            503,
-            f"The tenant could not be read: {exc.code or exc.status}: {exc.message}",
-            title="Tenant unavailable",
+    """The dry run as CSV, for sign-off by someone who does not use the tool.
+
+    ``job``: that dry run's result; without it, a fresh one (as a job, like the page).
+    """
+    if job:
+        outcome = await _preview_job(runner, plan_id, job)
+    else:
+        _, plan, tenant = await _load(ctx, plan_id, caller)
+        try:
+            outcome = await _run_preview(runner, plan, tenant, caller)
+        except ConflictError as exc:
+            flash.add(
+                request.session,
+                "info",
+                "A dry run of this plan is already being computed.",
+                "Download the CSV from this page once it is ready.",
+            )
+            return _to_running(request, plan_id, exc)
+    if outcome.failed:
+        return _failed(request, outcome)
+    if outcome.running:
+        flash.add(
+            request.session,
+            "info",
+            "The dry run is still being computed.",
+            "Download the CSV from this page once it is ready.",
         )
+        return RedirectResponse(_preview_url(request, plan_id, job=outcome.job.id), status_code=303)
     return Response(
-        preview_csv(previews),
+        preview_csv_from_json(outcome.result.get("phases", [])),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="plan-{plan_id}-preview.csv"'},
     )

@@ -11,8 +11,9 @@ from starlette.responses import RedirectResponse, Response
 
 from app.domain.machine import Event
 from app.engine import actions
-from app.engine.context import EngineContext
+from app.engine.jobs import JobProgress, JobRunner
 from app.problems import (
+    ConflictError,
     InvalidInputError,
     NotFoundError,
     PreflightFailedError,
@@ -24,9 +25,10 @@ from app.services import plans, tenants
 from app.services.context import AppContext
 from app.services.plans import PlanView
 from app.services.templates import list_templates
-from app.services.tokens import Role
+from app.services.tokens import Caller, Role
 from app.ui import flash, forms, views
 from app.ui.deps import ContextDep, CsrfForm, DatabaseDep, RequireOperator, RequireViewer
+from app.ui.jobs import JobsDep, problem_slug, recent_jobs, run_job
 from app.ui.templating import render
 
 router = APIRouter()
@@ -150,13 +152,21 @@ def create_plan(
 def plan_detail(
     request: Request, plan_id: str, db: DatabaseDep, ctx: ContextDep, caller: RequireViewer
 ) -> Response:
+    now = ctx.clock.now()
     with db.reading() as session:
         page = views.load_plan_page(session, plan_id, caller)
-    fingerprint = views.live_fingerprint(page, ctx.clock.now())
+        jobs = recent_jobs(session, now, plan_id=plan_id)
+    fingerprint = views.live_fingerprint(page, now)
     return render(
         request,
         "plans/detail.html",
-        {"page": page, "tab": "timeline", "fingerprint": fingerprint},
+        {
+            "page": page,
+            "tab": "timeline",
+            "fingerprint": fingerprint,
+            "jobs": jobs,
+            "jobs_running": any(j.running for j in jobs),
+        },
     )
 
 
@@ -216,14 +226,62 @@ def _action_context(
     }
 
 
-def _refused(request: Request, label: str, exc: TransitionRefusedError) -> None:
-    allowed = exc.extra.get("allowed_events") or []
+def _refused(request: Request, label: str, problem: dict[str, Any]) -> None:
+    allowed = problem.get("allowed_events") or []
     flash.add(
         request.session,
         "error",
-        f"{label} refused: {exc.detail}.",
-        f"The plan is {str(exc.extra.get('current_state', '?')).replace('_', ' ')}. "
+        f"{label} refused: {problem.get('detail', '')}.",
+        f"The plan is {str(problem.get('current_state', '?')).replace('_', ' ')}. "
         + ("Allowed now: " + ", ".join(allowed) + "." if allowed else "No action applies now."),
+    )
+
+
+def _flash_problem(request: Request, label: str, problem: dict[str, Any]) -> None:
+    """An action's refusal or failure, whether raised here or recorded by its job."""
+    slug = problem_slug(problem)
+    if slug == "preflight-failed":
+        failed = [
+            f"{c.get('name')}: {c.get('detail')}"
+            for c in problem.get("checks", [])
+            if not c.get("ok") and c.get("severity", "error") == "error"
+        ]
+        flash.add(
+            request.session,
+            "error",
+            "Start refused: the preflight checks failed, so nothing was changed.",
+            "Fix these and start again:",
+            failed,
+        )
+    elif slug == "stale-version":
+        flash.add(
+            request.session,
+            "warning",
+            f"{label} not applied: the plan changed since you opened the form.",
+            f"It is now {str(problem.get('current_state', '?')).replace('_', ' ')}"
+            f" (version {problem.get('current_version', '?')}). Check it and try again.",
+        )
+    elif slug == "transition-refused":
+        _refused(request, label, problem)
+    else:
+        flash.add(request.session, "error", f"{label} failed: {problem.get('detail', '')}")
+
+
+def _flash_done(
+    request: Request, label: str, phase: str | None, state: str, version: object
+) -> None:
+    phase_note = f" (phase {phase})" if phase else ""
+    flash.add(
+        request.session,
+        "success",
+        f"{label}{phase_note}: done.",
+        f"The plan is now {state.replace('_', ' ')} (version {version}).",
+    )
+
+
+def _flash_already_running(request: Request, what: str, exc: ConflictError) -> None:
+    flash.add(
+        request.session, "warning", f"{what} is already running in the background.", exc.detail
     )
 
 
@@ -250,7 +308,7 @@ def action_page(
                 f"{event.value} does not apply to a {view.row.state.replace('_', ' ')} plan",
                 current_state=view.row.state,
                 allowed_events=[e.value for e in view.allowed_events],
-            ),
+            ).to_problem(),
         )
         return RedirectResponse(_plan_url(request, plan_id), status_code=303)
     return render(request, "plans/action.html", {**context, "errors": {}, "values": {}})
@@ -264,6 +322,7 @@ async def submit_action(
     caller: RequireOperator,
     form: CsrfForm,
     ctx: ContextDep,
+    runner: JobsDep,
 ) -> Response:
     event = Event(action.value)
     label = views.ACTION_LABELS[event]
@@ -285,6 +344,9 @@ async def submit_action(
             status_code=422,
         )
     action_form = parsed
+    if event is Event.start:
+        await _start(request, plan_id, caller, action_form, ctx, runner)
+        return RedirectResponse(_plan_url(request, plan_id), status_code=303)
     now = ctx.clock.now()
 
     def perform(session: Session) -> PlanView:
@@ -300,68 +362,117 @@ async def submit_action(
         )
 
     try:
-        if event is Event.start:
-            view = await actions.start(
-                EngineContext.from_app(ctx),
-                plan_id=plan_id,
-                actor=caller.actor,
-                reason=parsed.reason,
-                expected_version=parsed.expected_version,
-            )
-        else:
-            view = await ctx.db.write(perform)
-    except PreflightFailedError as exc:
-        failed = [
-            f"{c.get('name')}: {c.get('detail')}"
-            for c in exc.extra.get("checks", [])
-            if not c.get("ok") and c.get("severity", "error") == "error"
-        ]
-        flash.add(
-            request.session,
-            "error",
-            "Start refused: the preflight checks failed, so nothing was changed.",
-            "Fix these and start again:",
-            failed,
-        )
-    except StaleVersionError as exc:
-        flash.add(
-            request.session,
-            "warning",
-            f"{label} not applied: the plan changed since you opened the form.",
-            f"It is now {str(exc.extra.get('current_state', '?')).replace('_', ' ')}"
-            f" (version {exc.extra.get('current_version', '?')}). Check it and try again.",
-        )
-    except TransitionRefusedError as exc:
-        _refused(request, label, exc)
-    except UnavailableError as exc:
-        flash.add(request.session, "error", f"{label} failed: {exc.detail}")
+        view = await ctx.db.write(perform)
+    except (
+        PreflightFailedError,
+        StaleVersionError,
+        TransitionRefusedError,
+        UnavailableError,
+    ) as exc:
+        _flash_problem(request, label, exc.to_problem())
     else:
-        phase_note = f" (phase {parsed.phase})" if parsed.phase else ""
+        _flash_done(request, label, action_form.phase, view.row.state, view.row.version)
+    return RedirectResponse(_plan_url(request, plan_id), status_code=303)
+
+
+async def _start(
+    request: Request,
+    plan_id: str,
+    caller: Caller,
+    form: forms.ActionForm,
+    ctx: AppContext,
+    runner: JobRunner,
+) -> None:
+    """Start (preflight, then the baseline) as a job; flash its outcome, or that it carries on."""
+    label = views.ACTION_LABELS[Event.start]
+    plan = await ctx.db.read(lambda session: plans.get_plan_row(session, plan_id))
+
+    async def work(progress: JobProgress) -> dict[str, Any]:
+        view = await actions.start(
+            runner.ectx,
+            plan_id=plan_id,
+            actor=caller.actor,
+            reason=form.reason,
+            expected_version=form.expected_version,
+            progress=progress,
+        )
+        return {"plan_id": plan_id, "state": view.row.state, "version": view.row.version}
+
+    try:
+        outcome = await run_job(
+            runner,
+            kind="start",
+            tenant_id=plan.tenant_id,
+            plan_id=plan_id,
+            actor=caller.actor,
+            work=work,
+        )
+    except ConflictError as exc:
+        _flash_already_running(request, label, exc)
+        return
+    if outcome.succeeded:
+        _flash_done(request, label, None, outcome.result["state"], outcome.result["version"])
+    elif outcome.failed:
+        _flash_problem(request, label, outcome.problem or {})
+    else:
         flash.add(
             request.session,
-            "success",
-            f"{label}{phase_note}: done.",
-            f"The plan is now {view.row.state.replace('_', ' ')} (version {view.row.version}).",
+            "info",
+            "Starting the plan in the background: preflight, then the baseline.",
+            "Progress shows below.",
         )
-    return RedirectResponse(_plan_url(request, plan_id), status_code=303)
 
 
 @router.post("/plans/{plan_id}/preflight", name="plan_preflight")
 async def run_preflight(
-    request: Request, plan_id: str, caller: RequireOperator, form: CsrfForm, ctx: ContextDep
+    request: Request,
+    plan_id: str,
+    caller: RequireOperator,
+    form: CsrfForm,
+    ctx: ContextDep,
+    runner: JobsDep,
 ) -> Response:
     """Run the preflight checks now; they are recorded in the history and change nothing."""
-    report = await actions.preflight(
-        EngineContext.from_app(ctx), plan_id=plan_id, actor=caller.actor
-    )
-    if report.passed:
+    plan = await ctx.db.read(lambda session: plans.get_plan_row(session, plan_id))
+
+    async def work(progress: JobProgress) -> dict[str, Any]:
+        progress("preflight")
+        report = await actions.preflight(runner.ectx, plan_id=plan_id, actor=caller.actor)
+        return report.to_json()
+
+    try:
+        outcome = await run_job(
+            runner,
+            kind="preflight",
+            tenant_id=plan.tenant_id,
+            plan_id=plan_id,
+            actor=caller.actor,
+            work=work,
+        )
+    except ConflictError as exc:
+        _flash_already_running(request, "Preflight", exc)
+        return RedirectResponse(_plan_url(request, plan_id), status_code=303)
+    if outcome.succeeded and outcome.result.get("passed"):
         flash.add(request.session, "success", "Preflight passed.")
-    else:
+    elif outcome.succeeded:
         flash.add(
             request.session,
             "error",
             "Preflight failed.",
             "These checks would refuse a start:",
-            [f"{c.name}: {c.detail}" for c in report.failures()],
+            [
+                f"{c.get('name')}: {c.get('detail')}"
+                for c in outcome.result.get("checks", [])
+                if not c.get("ok") and c.get("severity", "error") == "error"
+            ],
+        )
+    elif outcome.failed:
+        flash.add(request.session, "error", "Preflight could not run.", outcome.detail)
+    else:
+        flash.add(
+            request.session,
+            "info",
+            "Running the preflight checks in the background.",
+            "Progress shows below; the result shows in the Preflight section once they finish.",
         )
     return RedirectResponse(_plan_url(request, plan_id), status_code=303)

@@ -11,9 +11,9 @@ from starlette.responses import RedirectResponse, Response
 
 from app.domain.tenant import TenantSpec
 from app.domain.validation import problems_from_validation_error
-from app.engine.context import EngineContext
 from app.engine.inventory import InventoryError, take_inventory
-from app.problems import ConflictError
+from app.engine.jobs import JobProgress
+from app.problems import ConflictError, UnavailableError
 from app.services import plans, tenants
 from app.services.tokens import Role
 from app.ui import flash, forms, queries, views
@@ -25,6 +25,7 @@ from app.ui.deps import (
     RequireOperator,
     RequireViewer,
 )
+from app.ui.jobs import JobsDep, recent_jobs, run_job
 from app.ui.templating import render
 
 router = APIRouter()
@@ -113,13 +114,16 @@ def tenant_detail(
     request: Request,
     tenant_id: str,
     db: DatabaseDep,
+    ctx: ContextDep,
     caller: RequireViewer,
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> Response:
+    now = ctx.clock.now()
     with db.reading() as session:
         row = tenants.get_tenant(session, tenant_id)
         tenant_plans = plans.list_plan_views(session, tenant_id=tenant_id)
         inventory = queries.latest_inventory(session, tenant_id, page=page)
+        jobs = recent_jobs(session, now, tenant_id=tenant_id)
     return render(
         request,
         "tenants/detail.html",
@@ -132,26 +136,59 @@ def tenant_detail(
             "plans": tenant_plans,
             "can_operate": caller.role.at_least(Role.operator),
             "can_admin": caller.role.at_least(Role.admin),
+            "jobs": jobs,
+            "jobs_running": any(j.running for j in jobs),
         },
     )
 
 
 @router.post("/tenants/{tenant_id}/inventory", name="tenant_inventory")
 async def take_inventory_now(
-    request: Request, tenant_id: str, caller: RequireOperator, form: CsrfForm, ctx: ContextDep
+    request: Request,
+    tenant_id: str,
+    caller: RequireOperator,
+    form: CsrfForm,
+    ctx: ContextDep,
+    runner: JobsDep,
 ) -> Response:
-    """Read every permanent Active assignment now and store it as a snapshot."""
+    """Read every permanent Active assignment now and store it as a snapshot (as a job)."""
     row = await ctx.db.read(lambda session: tenants.get_tenant(session, tenant_id))
+
+    async def work(progress: JobProgress) -> dict[str, Any]:
+        try:
+            snapshot = await take_inventory(runner.ectx, row, progress=progress)
+        except InventoryError as exc:
+            raise UnavailableError(str(exc)) from None
+        return {"snapshot_id": snapshot.id, "item_count": snapshot.item_count}
+
     try:
-        snapshot = await take_inventory(EngineContext.from_app(ctx), row)
-    except InventoryError as exc:
-        flash.add(request.session, "error", "The inventory could not be taken.", str(exc))
-    else:
-        flash.add(
-            request.session,
-            "success",
-            f"Inventory taken: {snapshot.item_count} permanent Active assignment(s).",
+        outcome = await run_job(
+            runner,
+            kind="inventory",
+            tenant_id=tenant_id,
+            plan_id=None,
+            actor=caller.actor,
+            work=work,
         )
+    except ConflictError as exc:
+        flash.add(request.session, "warning", "An inventory is already being taken.", exc.detail)
+    else:
+        if outcome.succeeded:
+            flash.add(
+                request.session,
+                "success",
+                f"Inventory taken: {outcome.result.get('item_count')} permanent Active "
+                "assignment(s).",
+            )
+        elif outcome.failed:
+            flash.add(request.session, "error", "The inventory could not be taken.", outcome.detail)
+        else:
+            flash.add(
+                request.session,
+                "info",
+                "Taking the inventory in the background.",
+                "Progress shows below; the inventory shows once it is taken.",
+            )
     return RedirectResponse(_tenant_url(request, tenant_id), status_code=303)
 
 
