@@ -225,9 +225,9 @@ class Database:
     async def write(self, fn: Callable[[Session], T]) -> T:
         """Run ``fn`` in a write transaction and commit.
 
-        A database that is busy before ``fn`` starts (the writer lock, ``BEGIN IMMEDIATE``, a
-        PostgreSQL connection) is retried with backoff; once ``fn`` has started it runs at most
-        once, so it may change Python state as well as rows.
+        A database that is busy before ``fn`` starts (SQLite's writer lock or ``BEGIN
+        IMMEDIATE``) is retried with backoff; once ``fn`` has started it runs at most once, so
+        it may change Python state as well as rows.
         """
         for attempt in range(1, BUSY_RETRIES + 1):
             started = threading.Event()
