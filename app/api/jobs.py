@@ -12,7 +12,14 @@ from pydantic import BaseModel
 
 from app.api.prefer import WaitPreference
 from app.db.models import Job
-from app.engine.jobs import JobRunner, JobState, Work, effective_state, lapsed_problem
+from app.engine.jobs import (
+    JobRunner,
+    JobState,
+    Work,
+    effective_problem,
+    effective_state,
+    lapsed_problem,
+)
 from app.problems import RecordedProblemError
 
 
@@ -32,20 +39,16 @@ class JobRead(BaseModel):
 
     @classmethod
     def from_row(cls, job: Job, now: datetime) -> JobRead:
-        state = effective_state(job, now)
-        problem = job.problem
-        if state is JobState.failed and job.state == JobState.running.value:
-            problem = lapsed_problem(job)
         return cls(
             id=job.id,
             kind=job.kind,
-            state=state,
+            state=effective_state(job, now),
             tenant_id=job.tenant_id,
             plan_id=job.plan_id,
             actor=job.actor,
             progress=job.progress,
             result=job.result,
-            problem=problem,
+            problem=effective_problem(job, now),
             created_at=job.created_at,
             finished_at=job.finished_at,
             href=f"/api/v1/jobs/{job.id}",
@@ -96,7 +99,7 @@ async def answer_with_job(
         response.headers.update(applied)
         return response
     if state is JobState.failed:
-        raise RecordedProblemError(job.problem or lapsed_problem(job))
+        raise RecordedProblemError(effective_problem(job, now) or lapsed_problem(job))
     return JSONResponse(
         JobRead.from_row(job, now).model_dump(mode="json"),
         status_code=202,

@@ -73,6 +73,14 @@ def effective_state(job: Job, now: datetime) -> JobState:
     return JobState(job.state)
 
 
+def effective_problem(job: Job, now: datetime) -> dict[str, Any] | None:
+    """The problem to show for a job: its own once it failed, or why it stopped with its
+    process; None while it runs or once it succeeded."""
+    if effective_state(job, now) is not JobState.failed:
+        return None
+    return job.problem or lapsed_problem(job)
+
+
 def lapsed_problem(job: Job) -> dict[str, Any]:
     return {
         "type": "https://pim-rollout.dev/problems/job-interrupted",

@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from app.db.models import Job
 from app.db.repos.jobs import JobRepository
-from app.engine.jobs import JobRunner, JobState, Work, effective_state, lapsed_problem
+from app.engine.jobs import JobRunner, JobState, Work, effective_problem, effective_state
 
 WAIT_SECONDS = 2.0
 """How long a UI request waits for its job before it answers that the job carries on."""
@@ -78,13 +78,7 @@ class Outcome:
 
 
 def outcome_of(job: Job, now: datetime) -> Outcome:
-    state = effective_state(job, now)
-    problem: dict[str, Any] | None = None
-    if state is JobState.failed:
-        # Failed on its own: its recorded problem; its process died: the lapsed problem.
-        problem = job.problem if job.state == JobState.failed.value else None
-        problem = problem or lapsed_problem(job)
-    return Outcome(job, state, problem)
+    return Outcome(job, effective_state(job, now), effective_problem(job, now))
 
 
 async def run_job(
