@@ -8,17 +8,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIM_ROLLOUT_SECRET_KEY_FILE=/data/pim-rollout.key \
     PIM_ROLLOUT_LOG_FORMAT=json
 
-RUN groupadd --system pim && useradd --system --gid pim --home-dir /app --shell /usr/sbin/nologin pim
+RUN groupadd --system pim && useradd --system --gid pim --home-dir /data --shell /usr/sbin/nologin pim
 
-WORKDIR /app
-# The project is installed in place: migrations/, rollout_plans/ and templates/ live beside app/.
-COPY pyproject.toml README.md ./
-COPY app ./app
-COPY migrations ./migrations
-COPY rollout_plans ./rollout_plans
-COPY templates ./templates
-RUN pip install --upgrade pip && pip install -e . \
+# The package is the whole product (plan templates, UI and comms templates, static files and
+# migrations ship inside it), so it is installed like any wheel and the source is not kept.
+COPY pyproject.toml README.md /tmp/pim-rollout/
+COPY app /tmp/pim-rollout/app
+RUN pip install --upgrade pip && pip install /tmp/pim-rollout && rm -rf /tmp/pim-rollout \
     && mkdir -p /data && chown pim:pim /data
+
+WORKDIR /data
 
 USER pim
 VOLUME ["/data"]

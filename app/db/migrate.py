@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from alembic import command
@@ -9,16 +10,12 @@ from alembic.config import Config
 
 
 def migrations_dir() -> Path:
-    candidates = [
-        Path(__file__).resolve().parents[2] / "migrations",
-        Path.cwd() / "migrations",
-    ]
-    for candidate in candidates:
-        if (candidate / "env.py").is_file():
-            return candidate
-    raise FileNotFoundError(
-        "cannot find the migrations/ folder next to the app package or in the cwd"
-    )
+    """The Alembic scripts, shipped inside the package (``app/migrations``)."""
+    folder = resources.files("app") / "migrations"
+    # Alembic reads the scripts from a real folder, which an installed package always has.
+    if not isinstance(folder, Path) or not (folder / "env.py").is_file():
+        raise FileNotFoundError(f"the package's migrations are missing ({folder})")
+    return folder
 
 
 def alembic_config(database_url: str) -> Config:

@@ -1,4 +1,4 @@
-"""Jinja2 over the top-level ``templates/`` folder: autoescaped, strict, with display filters.
+"""Jinja2 over the package's ``templates/`` folder: autoescaped, strict, with display filters.
 
 Templates only format; everything they show is computed in Python (``app/ui/views.py``).
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -18,8 +17,6 @@ from starlette.templating import Jinja2Templates
 from app.services.context import AppContext
 from app.ui import csrf, flash
 from app.ui.jobs import REFRESH_SECONDS
-
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
 # State -> tone; the CSS gives each tone a colour, and the badge always shows the state's name
 # too, so colour is never the only signal.
@@ -41,6 +38,9 @@ _TONES: Mapping[str, str] = {
     "reverted": "undone",
     "drift": "warn",
     "not_needed": "muted",
+    "pass": "ok",
+    "fail": "bad",
+    "not_applicable": "muted",
 }
 
 
@@ -96,7 +96,7 @@ def iso(value: datetime | None) -> str:
 
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        loader=jinja2.PackageLoader("app", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

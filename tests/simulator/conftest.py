@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,14 +15,9 @@ from app.simulator.dispatch import SimContext
 from app.simulator.faults import SimLimits
 from app.simulator.seed import generate_tenant
 from app.simulator.state import SimState
+from tests.fixtures import GRAPH_SAMPLES
 
-# The reference material lives beside the project (/work/shared/reference in this workspace).
-REFERENCE = Path(
-    os.environ.get(
-        "PIM_ROLLOUT_REFERENCE_DIR", Path(__file__).resolve().parents[3] / "shared" / "reference"
-    )
-)
-SAMPLES = REFERENCE / "graph-samples"
+SAMPLES = GRAPH_SAMPLES
 AUTH = {"Authorization": "Bearer simulated-token"}
 GA = "62e90394-69f5-4237-9190-012177145e10"
 PRA = "e8611ab8-c189-46e8-94e1-60213ab1f814"

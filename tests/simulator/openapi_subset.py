@@ -1,25 +1,19 @@
-"""The slice of Microsoft's Graph v1.0 OpenAPI that the simulator implements, cached as JSON.
+"""The slice of Microsoft's Graph v1.0 OpenAPI that the simulator implements.
 
-Parsing the full module files takes seconds (Identity.Governance.yml is 3.3 MB), so the response
-schemas of the operations we serve, with every schema they reference, are extracted once into
-``data/graph_openapi_subset.json``. The cache records the sha256 of each source file and is rebuilt
-when a source changes.
+The full module files are megabytes (Identity.Governance.yml is 3.3 MB) and live outside the
+repository, so the response schemas of the operations we serve, with every schema they
+reference, are kept in ``tests/fixtures/graph-openapi/v1.0-subset.json``. That file is made by
+``python -m tests.fixtures.trim_openapi DIR`` from the module files in ``DIR``; it records the
+sha256 of each source file (see ``tests/fixtures/SOURCE.md``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from tests.simulator.conftest import REFERENCE as _REFERENCE
-
-REFERENCE = _REFERENCE / "graph-openapi"
-CACHE = Path(__file__).parent / "data" / "graph_openapi_subset.json"
+from tests.fixtures import GRAPH_OPENAPI_SUBSET
 
 # (file, method, path) of every operation the simulator implements that has a JSON 2xx body.
 OPERATIONS: tuple[tuple[str, str, str], ...] = tuple(
@@ -105,73 +99,22 @@ OPERATIONS: tuple[tuple[str, str, str], ...] = tuple(
 )
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _refs(node: Any) -> set[str]:
-    found: set[str] = set()
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "$ref" and isinstance(value, str):
-                found.add(value)
-            else:
-                found |= _refs(value)
-    elif isinstance(node, list):
-        for value in node:
-            found |= _refs(value)
-    return found
-
-
-def _resolve_pointer(document: dict[str, Any], ref: str) -> Any:
+def resolve_pointer(document: dict[str, Any], ref: str) -> Any:
     node: Any = document
     for part in ref.lstrip("#/").split("/"):
         node = node[part.replace("~1", "/").replace("~0", "~")]
     return node
 
 
-def _extract() -> dict[str, Any]:
-    sources = sorted({file for file, _, _ in OPERATIONS})
-    documents = {
-        name: yaml.load((REFERENCE / name).read_text(), Loader=yaml.CSafeLoader) for name in sources
-    }
-    operations: dict[str, Any] = {}
-    components: dict[str, dict[str, Any]] = {"schemas": {}, "responses": {}}
-    for file, method, path in OPERATIONS:
-        document = documents[file]
-        responses = document["paths"][path][method]["responses"]
-        status = next(code for code in responses if str(code).startswith("2"))
-        response = responses[status]
-        pending = [response]
-        while pending:
-            node = pending.pop()
-            for ref in _refs(node):
-                section, name = ref.split("/")[2], ref.split("/")[3]
-                if name in components[section]:
-                    continue
-                target = _resolve_pointer(document, ref)
-                components[section][name] = target
-                pending.append(target)
-        operations[f"{method.upper()} {path}"] = response
-    return {"operations": operations, "components": components}
-
-
 def load_subset() -> dict[str, Any]:
-    """The cached subset, rebuilt when a source file changed. Without the sources (a checkout
-    without the shared reference) the committed cache is used as it is."""
-    names = sorted({f for f, _, _ in OPERATIONS})
-    if CACHE.exists() and not all((REFERENCE / name).exists() for name in names):
-        return dict(json.loads(CACHE.read_text()))
-    digests = {name: _sha(REFERENCE / name) for name in names}
-    if CACHE.exists():
-        cached = json.loads(CACHE.read_text())
-        if cached.get("sources") == digests and set(cached["operations"]) == {
-            f"{m.upper()} {p}" for _, m, p in OPERATIONS
-        }:
-            return dict(cached)
-    subset = {"sources": digests, **_extract()}
-    CACHE.parent.mkdir(parents=True, exist_ok=True)
-    CACHE.write_text(json.dumps(subset, separators=(",", ":"), sort_keys=True))
+    """The committed subset; it must hold exactly the operations listed above."""
+    subset: dict[str, Any] = json.loads(GRAPH_OPENAPI_SUBSET.read_text())
+    wanted = {f"{method.upper()} {path}" for _, method, path in OPERATIONS}
+    missing = wanted - set(subset["operations"])
+    assert not missing, (
+        f"{GRAPH_OPENAPI_SUBSET.name} lacks {sorted(missing)}: "
+        "rebuild it with python -m tests.fixtures.trim_openapi"
+    )
     return subset
 
 
@@ -202,7 +145,7 @@ def response_schema(subset: dict[str, Any], operation: str) -> dict[str, Any]:
     """A standalone JSON schema for an operation's 2xx JSON body, components embedded."""
     response = subset["operations"][operation]
     if "$ref" in response:
-        response = _resolve_pointer(subset, response["$ref"])
+        response = resolve_pointer(subset, response["$ref"])
     body = response["content"]["application/json"]["schema"]
     schema: dict[str, Any] = _without_open_type_markers(
         {**body, "components": subset["components"]}
@@ -228,7 +171,7 @@ def operation_for(method: str, url_path: str) -> str | None:
 
 
 def _component(subset: dict[str, Any], ref: str) -> Any:
-    return _resolve_pointer(subset, ref)
+    return resolve_pointer(subset, ref)
 
 
 def declared(subset: dict[str, Any], schema: Any) -> tuple[dict[str, Any], bool]:
