@@ -103,6 +103,20 @@ class BadRequestError(AppError):
     title = "Bad request"
 
 
+class TenantCredentialError(AppError):
+    """The tenant's credential cannot get a Graph token: the tenant's configuration needs fixing.
+
+    ``424 Failed Dependency``: the request was fine, but it depends on the tenant's credential,
+    which failed. Not a 5xx (nothing is wrong with the service, and retrying does not help) and
+    not a 409 (no state of a resource conflicts); the detail names the tenant, the credential
+    kind and what to fix, and never a secret.
+    """
+
+    status_code = 424
+    slug = "tenant-credential-failed"
+    title = "The tenant's credential cannot get a Microsoft Graph token"
+
+
 class UnavailableError(AppError):
     status_code = 503
     slug = "unavailable"

@@ -17,6 +17,9 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "PIM_ROLLOUT_"
+# The HTTP commands' own variables (``pim-rollout plans …``): not settings of the service, and
+# not refused as unknown, so a shell that exports them can still run ``serve``.
+CLIENT_VARIABLES = frozenset({"PIM_ROLLOUT_SERVER", "PIM_ROLLOUT_TOKEN"})
 NESTED_DELIMITER = "__"
 
 
@@ -48,6 +51,11 @@ class SchedulerSettings(BaseModel):
     enabled: bool = True
     tick_seconds: float = Field(default=5.0, gt=0)
     lease_seconds: float = Field(default=60.0, gt=0)
+    shutdown_grace_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="on shutdown, engine work this long in flight may finish its current item",
+    )
 
 
 class MonitoringSettings(BaseModel):
@@ -67,6 +75,17 @@ class MonitoringSettings(BaseModel):
         default=300.0,
         ge=0,
         description="audit records arrive late; each run re-reads this much before its cursor",
+    )
+    full_read_seconds: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="requests and standing assignments are read in full at least this often; "
+        "in between, only those of principals the new audit records name",
+    )
+    incremental_max_principals: int = Field(
+        default=50,
+        ge=0,
+        description="more principals named by new audit records than this: read everything",
     )
     min_justification_length: int = Field(default=10, ge=0, le=200)
     smelly_justifications: list[str] = Field(
@@ -123,7 +142,9 @@ class Settings(BaseSettings):
     """Worker threads that run database work (and sync request handlers); the pool matches it."""
     loop_watchdog_ms: float = Field(default=0, ge=0)
     """Log any event-loop callback that blocks longer than this, with its stack (0: off)."""
-    plans_dir: Path = Path("rollout_plans")
+    plans_dir: Path | None = None
+    """A folder of plan templates added to the packaged ones; a file there replaces the
+    packaged template of the same name."""
     log_level: LogLevel = LogLevel.info
     log_format: LogFormat = LogFormat.console
     secret_key: SecretStr | None = None
@@ -144,6 +165,16 @@ class Settings(BaseSettings):
             )
         if value.startswith("postgresql://"):
             return "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+    @field_validator("plans_dir")
+    @classmethod
+    def _existing_folder(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(
+                f"{str(value)!r} is not a folder (it names a folder of plan templates added "
+                "to the packaged ones; leave it unset to use those alone)"
+            )
         return value
 
     @field_validator("log_level", mode="before")
@@ -182,7 +213,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     env = os.environ if environ is None else environ
     known = _known_variables()
     unknown = sorted(
-        key for key in env if key.upper().startswith(ENV_PREFIX) and key.upper() not in known
+        key
+        for key in env
+        if key.upper().startswith(ENV_PREFIX)
+        and key.upper() not in known
+        and key.upper() not in CLIENT_VARIABLES
     )
     if unknown:
         raise SettingsError(
@@ -194,7 +229,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     values: dict[str, Any] = {}
     for key, raw in env.items():
         upper = key.upper()
-        if not upper.startswith(ENV_PREFIX):
+        if not upper.startswith(ENV_PREFIX) or upper in CLIENT_VARIABLES:
             continue
         path = upper.removeprefix(ENV_PREFIX).lower().split(NESTED_DELIMITER.lower())
         target = values

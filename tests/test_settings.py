@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app.settings import SettingsError, load_settings
@@ -11,7 +13,7 @@ class TestLoadSettings:
     def test_defaults(self) -> None:
         settings = load_settings({})
         assert settings.database_url == "sqlite:///./pim-rollout.db"
-        assert str(settings.plans_dir) == "rollout_plans"
+        assert settings.plans_dir is None  # the packaged plan templates alone
         assert settings.log_level.value == "INFO"
 
     def test_postgres_url_is_normalised_to_psycopg(self) -> None:
@@ -45,5 +47,24 @@ class TestLoadSettings:
             )
         assert "PIM_ROLLOUT_SCHEDULER__TICK_SECONDS" in str(caught.value)
 
+    def test_plans_dir_names_an_extra_folder(self, tmp_path: Path) -> None:
+        settings = load_settings({"PIM_ROLLOUT_PLANS_DIR": str(tmp_path)})
+        assert settings.plans_dir == tmp_path
+
+    @pytest.mark.parametrize("kind", ["missing", "file"])
+    def test_plans_dir_that_is_not_a_folder_is_named(self, tmp_path: Path, kind: str) -> None:
+        target = tmp_path / "plans"
+        if kind == "file":
+            target.write_text("default.yaml")
+        with pytest.raises(SettingsError, match=r"PIM_ROLLOUT_PLANS_DIR: .*is not a folder"):
+            load_settings({"PIM_ROLLOUT_PLANS_DIR": str(target)})
+
     def test_other_variables_are_ignored(self) -> None:
         assert load_settings({"HOME": "/root", "PIM_OTHER": "x"}).database_url.startswith("sqlite")
+
+    def test_the_http_commands_variables_are_not_settings(self) -> None:
+        # A shell that exports them for `pim-rollout plans …` can still run `serve`.
+        settings = load_settings(
+            {"PIM_ROLLOUT_SERVER": "http://pim.test", "PIM_ROLLOUT_TOKEN": "pimr_secret"}
+        )
+        assert settings.database_url.startswith("sqlite")

@@ -31,7 +31,7 @@ from app.domain.rules import (
 )
 from app.domain.tenant import Binding, CommsSettings, GroupBinding, RoleOwnersBinding
 from app.domain.trust import approver_problems
-from app.engine.context import EngineContext
+from app.engine.context import EngineContext, credential_problems
 from app.engine.live import (
     active_holders,
     eligible_principals,
@@ -40,7 +40,12 @@ from app.engine.live import (
     role_rules,
 )
 from app.graph.client import GraphClient
-from app.graph.errors import GraphError, GraphForbiddenError, GraphNotFoundError
+from app.graph.errors import (
+    GraphCredentialError,
+    GraphError,
+    GraphForbiddenError,
+    GraphNotFoundError,
+)
 from app.graph.models import (
     ExpirationCreate,
     ExpirationType,
@@ -86,6 +91,8 @@ class PreflightReport:
 async def _guarded(name: str, check: Callable[[], Awaitable[list[Check]]]) -> list[Check]:
     try:
         return await check()
+    except GraphCredentialError:
+        raise  # not a verdict on the tenant: the whole preflight answers the 424
     except GraphError as exc:
         return [
             Check(name, False, f"could not be checked: {exc.code or exc.status}: {exc.message}")
@@ -111,8 +118,9 @@ async def run_preflight(ectx: EngineContext, *, tenant: Tenant, plan: Plan) -> P
             lambda: _bindings(client, spec, bindings, CommsSettings.model_validate(tenant.comms)),
         ),
     ]
-    for name, check in checks:
-        report.checks += await _guarded(name, check)
+    with credential_problems(tenant):
+        for name, check in checks:
+            report.checks += await _guarded(name, check)
     return report
 
 
@@ -136,6 +144,8 @@ async def _probe(call: Callable[[], Awaitable[object]]) -> bool:
         await call()
     except GraphForbiddenError:
         return False
+    except GraphCredentialError:
+        raise  # no token: nothing was probed
     except (GraphError, ValueError):
         return True
     return True
@@ -181,7 +191,7 @@ async def _permissions(client: GraphClient, spec: PlanSpec, comms: CommsSettings
                 lambda: client.create_assignment_request(remove_probe),
             ),
         ]
-    if kinds & {"apply_role_settings", "require_approval"}:
+    if kinds & {"apply_role_settings", "require_approval", "set_notification_rules"}:
         wanted.append(
             (
                 "change role settings",

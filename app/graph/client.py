@@ -20,6 +20,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from app.domain.tenant import GraphLimits
+from app.graph.auth import GraphTokenAuth
 from app.graph.batching import send_batch
 from app.graph.errors import GraphError, GraphNotFoundError, GraphUnexpectedResponseError
 from app.graph.models import (
@@ -71,6 +72,10 @@ POLICIES = "/policies/roleManagementPolicies"
 REVIEW_DEFINITIONS = "/identityGovernance/accessReviews/definitions"
 GET_BY_IDS_CHUNK = 1000
 """``directoryObjects/getByIds`` accepts up to 1,000 ids per call."""
+LARGE_PAGE = 999
+"""``$top`` for long reads: Graph's largest page for directory collections. The PIM lists don't
+document ``$top`` (reference §2.2), so it is a request: whatever page size comes back is read,
+by following ``@odata.nextLink`` as always."""
 
 _REQUESTS_PATH: dict[ScheduleKind, str] = {
     "eligibility": f"{DIRECTORY}/roleEligibilityScheduleRequests",
@@ -122,6 +127,7 @@ class GraphClient:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
+        self._auth = auth
         self._requester = GraphRequester(
             base_url,
             auth=auth,
@@ -136,6 +142,15 @@ class GraphClient:
     @property
     def base_url(self) -> str:
         return self._requester.base_url
+
+    async def ensure_token(self) -> None:
+        """Have a Graph token in hand before any work starts (a no-op without token auth).
+
+        Raises :class:`~app.graph.errors.GraphCredentialError` when the tenant's credential
+        cannot get one.
+        """
+        if isinstance(self._auth, GraphTokenAuth):
+            await self._auth.ensure_token()
 
     async def aclose(self) -> None:
         """Finish in-flight requests (bounded by the request timeout) and close connections."""
@@ -242,10 +257,11 @@ class GraphClient:
         resource: str,
         *,
         expand_principal: bool,
+        top: int | None = None,
         **conditions: str | None,
     ) -> AsyncIterator[ModelT]:
         params = query_params(
-            odata_filter(**conditions), expand="principal" if expand_principal else None
+            odata_filter(**conditions), expand="principal" if expand_principal else None, top=top
         )
         return self._iter(model, f"{DIRECTORY}/{resource}", params)
 
@@ -255,12 +271,14 @@ class GraphClient:
         role_definition_id: str | None = None,
         principal_id: str | None = None,
         expand_principal: bool = False,
+        top: int | None = None,
     ) -> AsyncIterator[RoleAssignment]:
         """Active role assignments (``/roleAssignments``), optionally with ``principal``."""
         return self._inventory(
             RoleAssignment,
             "roleAssignments",
             expand_principal=expand_principal,
+            top=top,
             roleDefinitionId=role_definition_id,
             principalId=principal_id,
         )
@@ -271,12 +289,14 @@ class GraphClient:
         role_definition_id: str | None = None,
         principal_id: str | None = None,
         expand_principal: bool = False,
+        top: int | None = None,
     ) -> AsyncIterator[RoleAssignmentSchedule]:
         """Active assignment schedules; ``created_outside_pim`` marks non-PIM assignments."""
         return self._inventory(
             RoleAssignmentSchedule,
             "roleAssignmentSchedules",
             expand_principal=expand_principal,
+            top=top,
             roleDefinitionId=role_definition_id,
             principalId=principal_id,
         )
@@ -289,6 +309,7 @@ class GraphClient:
         assignment_type: str | None = None,
         member_type: str | None = None,
         expand_principal: bool = False,
+        top: int | None = None,
     ) -> AsyncIterator[RoleAssignmentScheduleInstance]:
         """Active assignments as PIM sees them now. Conversion candidates are
         ``assignment_type="Assigned", member_type="Direct"`` with no ``end_date_time``."""
@@ -296,6 +317,7 @@ class GraphClient:
             RoleAssignmentScheduleInstance,
             "roleAssignmentScheduleInstances",
             expand_principal=expand_principal,
+            top=top,
             roleDefinitionId=role_definition_id,
             principalId=principal_id,
             assignmentType=assignment_type,
@@ -308,12 +330,14 @@ class GraphClient:
         role_definition_id: str | None = None,
         principal_id: str | None = None,
         expand_principal: bool = False,
+        top: int | None = None,
     ) -> AsyncIterator[RoleEligibilitySchedule]:
         """Eligibility schedules: the durable record of who may activate what."""
         return self._inventory(
             RoleEligibilitySchedule,
             "roleEligibilitySchedules",
             expand_principal=expand_principal,
+            top=top,
             roleDefinitionId=role_definition_id,
             principalId=principal_id,
         )
@@ -325,12 +349,14 @@ class GraphClient:
         principal_id: str | None = None,
         member_type: str | None = None,
         expand_principal: bool = False,
+        top: int | None = None,
     ) -> AsyncIterator[RoleEligibilityScheduleInstance]:
         """Eligibilities in effect now (``member_type`` ``Direct``/``Group``/``Inherited``)."""
         return self._inventory(
             RoleEligibilityScheduleInstance,
             "roleEligibilityScheduleInstances",
             expand_principal=expand_principal,
+            top=top,
             roleDefinitionId=role_definition_id,
             principalId=principal_id,
             memberType=member_type,
@@ -384,11 +410,13 @@ class GraphClient:
         role_definition_id: str | None,
         status: str | None,
         action: ScheduleRequestAction | None,
+        top: int | None = None,
     ) -> AsyncIterator[ScheduleRequest]:
         params = query_params(
             odata_filter(
                 principalId=principal_id, roleDefinitionId=role_definition_id, status=status
-            )
+            ),
+            top=top,
         )
         async for request in self._iter(ScheduleRequest, _REQUESTS_PATH[kind], params):
             if action is None or request.action_kind is action:
@@ -401,6 +429,7 @@ class GraphClient:
         role_definition_id: str | None = None,
         status: str | None = None,
         action: ScheduleRequestAction | None = None,
+        top: int | None = None,
     ) -> AsyncIterator[ScheduleRequest]:
         """Assignment schedule requests (activations are ``action=selfActivate``). ``action`` is
         filtered client-side: it is not documented as filterable (reference §11.2)."""
@@ -410,6 +439,7 @@ class GraphClient:
             role_definition_id=role_definition_id,
             status=status,
             action=action,
+            top=top,
         )
 
     def iter_eligibility_requests(

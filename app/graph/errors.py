@@ -171,6 +171,30 @@ class GraphAuthError(GraphError):
     """401, or no token could be acquired for the tenant."""
 
 
+class GraphCredentialError(GraphAuthError):
+    """The tenant's credential cannot get a Graph token: its configuration needs fixing.
+
+    Raised when the credential cannot be built, when azure-identity refuses to issue a token
+    (``ClientAuthenticationError``, ``CredentialUnavailableError``, a ``ValueError``), or when a
+    token would go anywhere but the tenant's Microsoft Graph. ``reason`` and ``fix`` are safe to
+    show: they never carry a secret or a token. Retrying does not help; fixing the tenant's
+    ``auth`` (or ``graph_base_url``, or where the service runs) does.
+    """
+
+    def __init__(self, *, credential_kind: str, cloud: str | None, reason: str, fix: str) -> None:
+        super().__init__(f"{reason}; {fix}")
+        self.credential_kind = credential_kind
+        self.cloud = cloud
+        self.reason = reason
+        self.fix = fix
+
+    def copy(self) -> GraphCredentialError:
+        """The same refusal, raised afresh (a remembered one is re-raised as a copy)."""
+        return GraphCredentialError(
+            credential_kind=self.credential_kind, cloud=self.cloud, reason=self.reason, fix=self.fix
+        )
+
+
 class GraphForbiddenError(GraphError):
     """403: the app lacks a permission (``Authorization_RequestDenied``) or a licence."""
 

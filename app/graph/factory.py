@@ -7,9 +7,12 @@ pacers and the throttle gates, which only work if every worker of a tenant share
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 
+import anyio.to_thread
 import httpx
 
 from app.domain.tenant import GraphLimits, TenantAuth
@@ -68,14 +71,10 @@ class GraphClientFactory:
             entry = self._entries.get(tenant_key)
             if entry is not None and entry.matches(base_url, auth, limits):
                 return entry.client
-            token_auth = self._auth_builder(auth, base_url)
-            transport = self._transport_for(base_url) if self._transport_for else None
-            client = GraphClient(
-                base_url,
-                auth=token_auth,
-                transport=transport,
-                settings=self._settings,
-                limits=limits,
+            # A credential may read a certificate file, and an HTTP client loads the CA bundle
+            # into an SSL context (tens of milliseconds): built on a thread, not on the loop.
+            token_auth, client = await anyio.to_thread.run_sync(
+                partial(self._build, base_url, auth, limits)
             )
             self._entries[tenant_key] = _Entry(base_url, auth, limits, token_auth, client)
             if entry is not None:
@@ -85,6 +84,34 @@ class GraphClientFactory:
                 self._retiring.add(task)
                 task.add_done_callback(self._retiring.discard)
             return client
+
+    def _build(
+        self, base_url: str, auth: TenantAuth, limits: GraphLimits
+    ) -> tuple[GraphTokenAuth, GraphClient]:
+        token_auth = self._auth_builder(auth, base_url)
+        transport = self._transport_for(base_url) if self._transport_for else None
+        client = GraphClient(
+            base_url,
+            auth=token_auth,
+            transport=transport,
+            settings=self._settings,
+            limits=limits,
+        )
+        return token_auth, client
+
+    @asynccontextmanager
+    async def one_off(
+        self, base_url: str, auth: TenantAuth, limits: GraphLimits
+    ) -> AsyncIterator[GraphClient]:
+        """A client with a credential of its own, closed on exit: for trying the credential
+        afresh, with nothing the tenant's shared client has cached (token or refusal)."""
+        token_auth, client = await anyio.to_thread.run_sync(
+            partial(self._build, base_url, auth, limits)
+        )
+        try:
+            yield client
+        finally:
+            await _close(_Entry(base_url, auth, limits, token_auth, client))
 
     async def aclose_all(self) -> None:
         """Close every client and credential (app shutdown)."""

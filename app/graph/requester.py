@@ -109,14 +109,17 @@ def odata_filter(**conditions: str | None) -> str | None:
 
 
 def query_params(
-    odata_filter_text: str | None = None, *, expand: str | None = None
+    odata_filter_text: str | None = None, *, expand: str | None = None, top: int | None = None
 ) -> dict[str, str] | None:
-    """``$filter``/``$expand`` parameters for the options that are set (``None`` if none)."""
+    """``$filter``/``$expand``/``$top`` parameters for the options that are set (``None`` if
+    none)."""
     params: dict[str, str] = {}
     if odata_filter_text:
         params["$filter"] = odata_filter_text
     if expand:
         params["$expand"] = expand
+    if top:
+        params["$top"] = str(top)
     return params or None
 
 

@@ -4,7 +4,8 @@
 Active assignments made outside PIM over the target and low-impact roles, an IT/platform team,
 a security team that holds no Global Administrator (they approve GA), managers holding no target
 role, a role owner per target role, two break-glass Global Administrators, a helpdesk user, a
-sender mailbox, service principals and a role-assignable group holding target roles.
+sender mailbox, service principals and a role-assignable group holding target roles. Most
+members and some admins are synced from on-premises (``onPremisesSyncEnabled``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from app.simulator import catalog
+from app.simulator import catalog, lifecycle
 from app.simulator.builders import (
     DEFAULT_ANCHOR,
     add_outside_pim_assignment,
@@ -37,7 +38,7 @@ from app.simulator.catalog import (
 )
 from app.simulator.inventory import tenant_from_inventory
 from app.simulator.snapshot import state_from_dict, state_to_dict
-from app.simulator.state import Group, ServicePrincipal, SimState, User
+from app.simulator.state import Group, Schedule, ServicePrincipal, SimState, User
 
 FIRST_NAMES = [
     "Adele",
@@ -240,8 +241,16 @@ def generate_tenant(
     seed: int = 1,
     p2: bool = True,
     anchor: datetime | None = None,
+    eligibilities: int = 0,
+    groups: int = 0,
 ) -> SimState:
-    """A deterministic tenant: same arguments, same ids and assignments."""
+    """A deterministic tenant: same arguments, same ids and assignments.
+
+    ``eligibilities`` and ``groups`` size a large tenant: that many PIM eligibility schedules
+    over the admins (permanent, made through PIM), and that many extra groups (one in ten
+    role-assignable, holding a role) with a few members each. They are drawn from a generator
+    of their own, so the rest of the tenant is the same whatever they are.
+    """
     if admins < 4:
         raise ValueError("admins must be at least 4 (GA, PRA, security and platform holders)")
     if users < admins + 8:
@@ -296,6 +305,7 @@ def generate_tenant(
             continue
         regular.append(_user(b, state, first, last, department=b.rng.choice(DEPARTMENTS)))
 
+    _mark_synced(seed, admin_users, regular)
     holdings = _assign_roles(b, admin_users)
     when = {user.id: b.past(30, 900) for user in admin_users}
     for user in break_glass:
@@ -383,6 +393,11 @@ def generate_tenant(
             "fallback": b.rng.choice(owner_pool).id,
         },
         "helpdesk": {"kind": "users", "ids": [helpdesk.id]},
+        # The security team's shared mailbox: PIM alerts on assignment and activation go here.
+        "security_team_mailbox": {
+            "kind": "mailbox",
+            "addresses": [f"security-alerts@{state.domain}"],
+        },
     }
     state.profile.comms = {
         "sender": sender.id,
@@ -392,8 +407,79 @@ def generate_tenant(
             "phone": "+1 425 555 0100",
         },
     }
+    if eligibilities or groups:
+        _add_bulk(_Builder(seed, b.anchor), state, admin_users + regular, eligibilities, groups)
     state.rebuild_skus()
     return state
+
+
+SYNCED_ADMIN_SHARE = 0.2
+SYNCED_MEMBER_SHARE = 0.6
+
+
+def _mark_synced(seed: int, admin_users: list[User], regular: list[User]) -> None:
+    """A hybrid tenant: most members and some admins are synced from on-premises AD (CISA
+    MS.AAD.7.3 wants privileged accounts cloud-only). Break-glass accounts, the service
+    mailboxes and guests stay cloud-only. A generator of its own keeps every other id and
+    assignment what it was before this was added."""
+    rng = random.Random(f"tenant-sync:{seed}")
+    for user in rng.sample(admin_users, max(1, round(len(admin_users) * SYNCED_ADMIN_SHARE))):
+        user.on_premises_sync_enabled = True
+    for user in regular:
+        if rng.random() < SYNCED_MEMBER_SHARE:
+            user.on_premises_sync_enabled = True
+
+
+def _add_bulk(
+    b: _Builder, state: SimState, people: list[User], eligibilities: int, groups: int
+) -> None:
+    """The bulk of a large tenant: PIM eligibilities and groups (see :func:`generate_tenant`)."""
+    b.rng = random.Random(f"tenant-bulk:{b.rng.random()}")
+    roles = list(ROLE_WEIGHTS)
+    weights = [ROLE_WEIGHTS[r] for r in roles]
+    made = 0
+    for _ in range(eligibilities * 3):
+        if made == eligibilities:
+            break
+        principal = b.rng.choice(people)
+        role_id = b.rng.choices(roles, weights)[0]
+        if state.eligibles.find(principal.id, role_id, "/") is not None:
+            continue
+        at = b.past(30, 600)
+        lifecycle.store_schedule(
+            state,
+            Schedule(
+                id=b.guid(),
+                kind="eligible",
+                principal_id=principal.id,
+                role_definition_id=role_id,
+                directory_scope_id="/",
+                assigned_at=at,
+                last_change_at=at,
+                start=at,
+                created_using=b.guid(),
+                created_at=at,
+                modified_at=at,
+            ),
+            now=at,
+            cause="seed",
+        )
+        made += 1
+    for n in range(groups):
+        assignable = n % 10 == 0
+        group = state.add_group(
+            Group(
+                id=b.guid(),
+                display_name=f"Team {n + 1:04d}",
+                description="Generated team",
+                mail_nickname=f"team-{n + 1:04d}",
+                is_assignable_to_role=assignable,
+                member_ids=[u.id for u in b.rng.sample(people, min(len(people), 8))],
+            )
+        )
+        if assignable:
+            role_id = b.rng.choices(roles, weights)[0]
+            add_outside_pim_assignment(state, group.id, role_id, at=b.past(30, 600))
 
 
 def _assign_roles(b: _Builder, admin_users: list[User]) -> dict[str, list[str]]:

@@ -60,6 +60,9 @@ class User:
     has_mailbox: bool = True
     identities: list[dict[str, str | None]] = field(default_factory=list)
     """Sign-in identities; empty means the default one Graph shows for this kind of user."""
+    on_premises_sync_enabled: bool | None = None
+    """``true`` while synced from an on-premises directory, ``false`` once no longer synced,
+    ``null`` for a cloud-only account that never was (Graph's ``onPremisesSyncEnabled``)."""
     seq: int = 0
 
 
@@ -253,6 +256,8 @@ class ScheduleStore:
         self.by_key: dict[ScheduleKey, str] = {}
         self.by_principal: dict[str, set[str]] = {}
         self.by_role: dict[str, set[str]] = {}
+        self._ordered: dict[str | None, list[Schedule]] = {}
+        """Sorted by ``seq`` per role (``None``: all), built on demand, dropped on a change."""
 
     def __len__(self) -> int:
         return len(self.by_id)
@@ -267,13 +272,27 @@ class ScheduleStore:
         self.by_key[schedule.key] = schedule.id
         self.by_principal.setdefault(schedule.principal_id, set()).add(schedule.id)
         self.by_role.setdefault(schedule.role_definition_id, set()).add(schedule.id)
+        self._changed(schedule.role_definition_id)
 
     def remove(self, schedule_id: str) -> Schedule:
         schedule = self.by_id.pop(schedule_id)
         del self.by_key[schedule.key]
         self.by_principal[schedule.principal_id].discard(schedule_id)
         self.by_role[schedule.role_definition_id].discard(schedule_id)
+        self._changed(schedule.role_definition_id)
         return schedule
+
+    def _changed(self, role_id: str) -> None:
+        self._ordered.pop(role_id, None)
+        self._ordered.pop(None, None)
+
+    def ordered(self, role_id: str | None = None) -> list[Schedule]:
+        """The role's schedules (every schedule for ``None``) by ``seq``; don't modify it."""
+        found = self._ordered.get(role_id)
+        if found is None:
+            ids = self.by_id if role_id is None else self.by_role.get(role_id, ())
+            found = self._ordered[role_id] = self._sorted(ids)
+        return found
 
     def get(self, schedule_id: str) -> Schedule | None:
         return self.by_id.get(schedule_id)

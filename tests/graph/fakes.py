@@ -50,3 +50,72 @@ class FakeCredential:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+class FakeEntra:
+    """Stands in for Entra's sign-in endpoint behind azure-identity's real credentials.
+
+    ``install`` patches ``get_token`` of the async client-secret and managed-identity
+    credentials: a secret in ``refused`` gets ``ClientAuthenticationError`` with that AADSTS
+    code (its message echoes the secret, as some of Entra's do); a managed identity gets
+    ``CredentialUnavailableError`` unless ``identity_available``, and so does the default chain
+    (nothing talks to the machine's identity endpoint or tools); anything else a token the
+    simulated tenant accepts.
+    """
+
+    def __init__(self) -> None:
+        self.refused: dict[str, str] = {}
+        self.identity_available = False
+        self.asked: list[tuple[str, tuple[str, ...]]] = []
+
+    def install(self, monkeypatch: Any) -> FakeEntra:
+        from azure.identity.aio import (
+            CertificateCredential,
+            ClientSecretCredential,
+            DefaultAzureCredential,
+            ManagedIdentityCredential,
+        )
+
+        entra = self
+
+        async def secret_token(
+            credential: ClientSecretCredential, *scopes: str, **kwargs: Any
+        ) -> AccessToken:
+            entra.asked.append(("client_secret", scopes))
+            secret = credential._secret  # where the real credential keeps it
+            if secret in entra.refused:
+                from azure.core.exceptions import ClientAuthenticationError
+
+                raise ClientAuthenticationError(
+                    message=f"{entra.refused[secret]}: refused client secret {secret!r}"
+                )
+            return AccessToken("simulated-tenant", int(time.time()) + 3600)
+
+        async def identity_token(
+            credential: ManagedIdentityCredential, *scopes: str, **kwargs: Any
+        ) -> AccessToken:
+            entra.asked.append(("managed_identity", scopes))
+            if not entra.identity_available:
+                from azure.identity import CredentialUnavailableError
+
+                raise CredentialUnavailableError(
+                    message="ManagedIdentityCredential authentication unavailable, no response "
+                    "from the IMDS endpoint."
+                )
+            return AccessToken("simulated-tenant", int(time.time()) + 3600)
+
+        async def chain_token(credential: Any, *scopes: str, **kwargs: Any) -> AccessToken:
+            entra.asked.append(("default", scopes))
+            from azure.identity import CredentialUnavailableError
+
+            raise CredentialUnavailableError(message="DefaultAzureCredential failed to retrieve")
+
+        async def certificate_token(credential: Any, *scopes: str, **kwargs: Any) -> AccessToken:
+            entra.asked.append(("certificate", scopes))
+            return AccessToken("simulated-tenant", int(time.time()) + 3600)
+
+        monkeypatch.setattr(ClientSecretCredential, "get_token", secret_token)
+        monkeypatch.setattr(ManagedIdentityCredential, "get_token", identity_token)
+        monkeypatch.setattr(DefaultAzureCredential, "get_token", chain_token)
+        monkeypatch.setattr(CertificateCredential, "get_token", certificate_token)
+        return self

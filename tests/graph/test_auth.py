@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import uuid
 from typing import Any
 
 import httpx
 import pytest
+from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
+from azure.identity import CredentialUnavailableError
 from azure.identity.aio import (
     CertificateCredential,
     ClientSecretCredential,
     DefaultAzureCredential,
     ManagedIdentityCredential,
 )
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
 
 from app.domain.tenant import (
@@ -29,6 +26,7 @@ from app.domain.tenant import (
     NoAuth,
 )
 from app.graph.auth import (
+    FAILURE_HOLD_SECONDS,
     GRAPH_SCOPE,
     SIMULATED_TENANT_TOKEN,
     GraphTokenAuth,
@@ -38,7 +36,8 @@ from app.graph.auth import (
     graph_scope_for,
     token_tenant_for,
 )
-from app.graph.errors import GraphAuthError
+from app.graph.errors import GraphAuthError, GraphCredentialError
+from tests.factories import certificate_pem as self_signed_pem
 
 from .fakes import FakeCredential
 
@@ -158,31 +157,6 @@ class TestGraphTokenAuth:
         assert credential.closed
 
 
-def self_signed_pem(password: bytes | None = None) -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pim-rollout-test")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    encryption = (
-        serialization.BestAvailableEncryption(password)
-        if password
-        else serialization.NoEncryption()
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-    )
-    return (key_pem + cert.public_bytes(serialization.Encoding.PEM)).decode()
-
-
 class TestBuildCredential:
     async def test_client_secret(self) -> None:
         credential = build_credential(
@@ -265,3 +239,137 @@ class TestBuildCredential:
     )
     def test_scope_follows_the_cloud(self, url: str, scope: str) -> None:
         assert graph_scope_for(url) == scope
+
+
+class TestCloudsAndRefusals:
+    @pytest.mark.parametrize(
+        ("url", "authority", "scope"),
+        [
+            (
+                "https://graph.microsoft.com/v1.0",
+                "https://login.microsoftonline.com",
+                "https://graph.microsoft.com/.default",
+            ),
+            (
+                "https://graph.microsoft.us/v1.0",
+                "https://login.microsoftonline.us",
+                "https://graph.microsoft.us/.default",
+            ),
+            (
+                "https://dod-graph.microsoft.us/v1.0",
+                "https://login.microsoftonline.us",
+                "https://dod-graph.microsoft.us/.default",
+            ),
+            (
+                "https://microsoftgraph.chinacloudapi.cn/v1.0",
+                "https://login.chinacloudapi.cn",
+                "https://microsoftgraph.chinacloudapi.cn/.default",
+            ),
+        ],
+    )
+    async def test_the_cloud_decides_authority_and_scope(
+        self, url: str, authority: str, scope: str
+    ) -> None:
+        auth = build_auth(
+            ClientSecretAuth(
+                kind="client_secret",
+                tenant_id=TENANT,
+                client_id=CLIENT,
+                client_secret=SecretStr("not-a-real-secret"),
+            ),
+            url,
+        )
+        credential = auth._credential
+        assert isinstance(credential, ClientSecretCredential)
+        assert credential._client._authority == authority
+        assert auth._scope == scope
+        await auth.aclose()
+
+    @pytest.mark.parametrize(
+        "auth",
+        [
+            ManagedIdentityAuth(kind="managed_identity"),
+            DefaultChainAuth(kind="default"),
+        ],
+    )
+    def test_a_real_credential_is_not_built_for_another_host(self, auth: Any) -> None:
+        with pytest.raises(GraphCredentialError) as caught:
+            build_auth(auth, "https://graph.contoso.example/v1.0")
+        assert "graph_base_url" in caught.value.reason
+        assert caught.value.credential_kind == auth.kind
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "https://graph.contoso.example/v1.0/me",
+            "http://graph.microsoft.com/v1.0/me",
+            "https://graph.microsoft.com:8443/v1.0/me",
+            "https://graph.microsoft.us/v1.0/me",
+        ],
+    )
+    async def test_the_token_goes_to_its_graph_host_only(self, url: str) -> None:
+        credential = FakeCredential("t1")
+        recorder = Recorder()
+        auth = GraphTokenAuth(credential, graph_host="graph.microsoft.com", credential_kind="x")
+        async with client_with(auth, recorder) as client:
+            with pytest.raises(GraphCredentialError, match="refusing to send"):
+                await client.get(url)
+            await client.get("https://graph.microsoft.com/v1.0/me")
+        assert recorder.authorizations == ["Bearer t1"]
+
+    @pytest.mark.parametrize(
+        ("error", "kind", "reason"),
+        [
+            (
+                ClientAuthenticationError(message="AADSTS7000222: The provided client secret keys"),
+                "client_secret",
+                "expired",
+            ),
+            (
+                ClientAuthenticationError(message="AADSTS700016: Application not found"),
+                "client_secret",
+                "no application",
+            ),
+            (CredentialUnavailableError(message="IMDS unreachable"), "managed_identity", "managed"),
+            (CredentialUnavailableError(message="nothing found"), "default", "no credential"),
+            (ValueError("bad scope"), "certificate", "not usable"),
+        ],
+    )
+    async def test_refusals_are_the_tenants_configuration(
+        self, error: Exception, kind: str, reason: str
+    ) -> None:
+        now = [1_000_000.0]
+        credential = FakeCredential(error=error)
+        auth = GraphTokenAuth(credential, credential_kind=kind, wall_clock=lambda: now[0])
+        with pytest.raises(GraphCredentialError) as caught:
+            await auth.ensure_token()
+        assert reason in caught.value.reason
+        assert caught.value.fix
+        # Remembered for a while: the sign-in endpoint is not asked again at every tick.
+        now[0] += FAILURE_HOLD_SECONDS - 1
+        with pytest.raises(GraphCredentialError):
+            await auth.ensure_token()
+        assert len(credential.calls) == 1
+        now[0] += 2
+        with pytest.raises(GraphCredentialError):
+            await auth.ensure_token()
+        assert len(credential.calls) == 2
+
+    async def test_a_failing_sign_in_endpoint_is_not_a_refusal(self) -> None:
+        credential = FakeCredential(error=ServiceRequestError("connection refused"))
+        with pytest.raises(GraphAuthError) as caught:
+            await GraphTokenAuth(credential).ensure_token()
+        assert not isinstance(caught.value, GraphCredentialError)
+
+    def test_a_credential_azure_identity_cannot_build(self) -> None:
+        auth = CertificateAuth.model_construct(
+            kind="certificate",
+            tenant_id=TENANT,
+            client_id=CLIENT,
+            certificate_pem=SecretStr("-----BEGIN PRIVATE KEY-----\ngarbage"),
+            certificate_password=None,
+        )
+        with pytest.raises(GraphCredentialError) as caught:
+            build_auth(auth, "https://graph.microsoft.com/v1.0")
+        assert "could not build the certificate credential" in caught.value.reason
+        assert "garbage" not in str(caught.value)

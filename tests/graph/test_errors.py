@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -23,8 +22,9 @@ from app.graph.errors import (
     GraphThrottledError,
     parse_failed_rules,
 )
+from tests.fixtures import GRAPH_SAMPLES
 
-SAMPLES = Path("/work/shared/reference/graph-samples")
+SAMPLES = GRAPH_SAMPLES
 
 
 def body(code: str, message: str = "msg", **inner: str) -> bytes:

@@ -6,7 +6,6 @@ import json
 import re
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,8 +55,9 @@ from app.graph.models import (
     parse_iso_duration,
     parse_policy_rule,
 )
+from tests.fixtures import GRAPH_SAMPLES
 
-SAMPLES = Path("/work/shared/reference/graph-samples")
+SAMPLES = GRAPH_SAMPLES
 INDEX = json.loads((SAMPLES / "index.json").read_text())
 INVALID_JSON_SAMPLE = "roleAssignments_list_filterRoleDefinition_expandPrincipal.response.json"
 

@@ -49,6 +49,16 @@ class TestUsers:
         theirs = (await sim.get(url.format(guest.id))).json()["identities"]
         assert [i["issuer"] for i in theirs] == ["MicrosoftAccount"]
 
+    async def test_on_premises_sync_only_when_selected(self, sim: Sim) -> None:
+        synced = next(u for u in sim.state.users.values() if u.on_premises_sync_enabled)
+        cloud = next(u for u in sim.state.users.values() if u.on_premises_sync_enabled is None)
+        assert "onPremisesSyncEnabled" not in (await sim.get(f"/v1.0/users/{synced.id}")).json()
+        url = "/v1.0/users/{}?$select=id,displayName,onPremisesSyncEnabled"
+        assert (await sim.get(url.format(synced.id))).json()["onPremisesSyncEnabled"] is True
+        body = (await sim.get(url.format(cloud.id))).json()
+        assert body["onPremisesSyncEnabled"] is None
+        assert set(body) == {"@odata.context", "id", "displayName", "onPremisesSyncEnabled"}
+
     async def test_unknown_user_is_404(self, sim: Sim) -> None:
         response = await sim.get("/v1.0/users/nobody@contoso.com")
         assert response.status_code == 404

@@ -119,6 +119,20 @@ class TestGenerateTenant:
         assert sender.mail
         assert state.profile.bindings["helpdesk"]["ids"][0] in state.users
 
+    def test_some_admins_are_synced_from_on_premises_and_break_glass_is_cloud_only(
+        self,
+    ) -> None:
+        state = generate_tenant(users=200, admins=30)
+        holders = {s.principal_id for s in state.actives}
+        synced_admins = [
+            u for u in state.users.values() if u.id in holders and u.on_premises_sync_enabled
+        ]
+        assert len(synced_admins) == 6
+        for user_id in state.profile.break_glass_ids:
+            assert state.users[user_id].on_premises_sync_enabled is None
+        guests = [u for u in state.users.values() if u.user_type == "Guest"]
+        assert all(u.on_premises_sync_enabled is None for u in guests)
+
     def test_p2_switch_changes_the_licences(self) -> None:
         with_p2 = {p for s in generate_tenant(p2=True).skus for _, p, _ in s.template.plans}
         without = {p for s in generate_tenant(p2=False).skus for _, p, _ in s.template.plans}

@@ -10,18 +10,26 @@ from app.api.auth import RequireAdmin, RequireOperator, RequireViewer
 from app.api.deps import ContextDep, DatabaseDep
 from app.api.inventory import inventory_read
 from app.api.jobs import JOB_RESPONSES, JobsDep, answer_with_job
+from app.api.params import Offset
 from app.api.prefer import PreferHeader, wait_preference
-from app.api.schemas import TenantCreate, TenantRead, TenantUpdate
+from app.api.problem_docs import AUTHENTICATED, problems
+from app.api.schemas import CredentialCheckRead, TenantCreate, TenantRead, TenantUpdate
 from app.db.repos.inventory import InventoryRepository
+from app.engine.credentials import check_credential
 from app.engine.inventory import InventoryError, take_inventory
 from app.engine.jobs import JobProgress
 from app.problems import NotFoundError, UnavailableError
 from app.services import tenants
 
-router = APIRouter(prefix="/api/v1/tenants", tags=["tenants"])
+router = APIRouter(prefix="/api/v1/tenants", tags=["tenants"], responses=AUTHENTICATED)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=TenantRead)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TenantRead,
+    responses=problems(400, 409),
+)
 def create_tenant(
     body: TenantCreate, db: DatabaseDep, ctx: ContextDep, caller: RequireAdmin
 ) -> TenantRead:
@@ -37,14 +45,14 @@ def list_tenants(db: DatabaseDep, caller: RequireViewer) -> list[TenantRead]:
     return [TenantRead.from_row(row) for row in rows]
 
 
-@router.get("/{tenant_id}", response_model=TenantRead)
+@router.get("/{tenant_id}", response_model=TenantRead, responses=problems(404))
 def get_tenant(tenant_id: str, db: DatabaseDep, caller: RequireViewer) -> TenantRead:
     with db.reading() as session:
         row = tenants.get_tenant(session, tenant_id)
     return TenantRead.from_row(row)
 
 
-@router.patch("/{tenant_id}", response_model=TenantRead)
+@router.patch("/{tenant_id}", response_model=TenantRead, responses=problems(400, 404, 409))
 def update_tenant(
     tenant_id: str, body: TenantUpdate, db: DatabaseDep, ctx: ContextDep, caller: RequireAdmin
 ) -> TenantRead:
@@ -62,7 +70,7 @@ def update_tenant(
     "/{tenant_id}/inventory",
     status_code=status.HTTP_201_CREATED,
     response_model=None,
-    responses=JOB_RESPONSES,
+    responses={**JOB_RESPONSES, **problems(400, 404, 409, 424, 503)},
 )
 async def take_inventory_now(
     tenant_id: str,
@@ -73,7 +81,8 @@ async def take_inventory_now(
 ) -> Response:
     """Read every permanent Active assignment in the tenant now and store it as a snapshot.
 
-    A large tenant answers ``202`` with the job to poll (see ``Prefer``).
+    A large tenant answers ``202`` with the job to poll (see ``Prefer``). A credential that
+    gets no Graph token answers ``424`` (the job keeps the same problem).
     """
     tenant = await ctx.db.read(lambda session: tenants.get_tenant(session, tenant_id))
 
@@ -98,13 +107,27 @@ async def take_inventory_now(
     )
 
 
-@router.get("/{tenant_id}/inventory/latest")
+@router.post("/{tenant_id}/check", response_model=CredentialCheckRead, responses=problems(404))
+async def check_tenant_credential(
+    tenant_id: str, ctx: ContextDep, jobs: JobsDep, caller: RequireOperator
+) -> CredentialCheckRead:
+    """Try the tenant's credential now: a fresh token, then one cheap Graph read with it.
+
+    Answers ``200`` either way: ``ok`` says whether it works, ``detail`` what happened and
+    what to fix, and ``problem`` is the ``424`` problem the tenant's other requests answer
+    with while its credential gets no token. Changes nothing.
+    """
+    tenant = await ctx.db.read(lambda session: tenants.get_tenant(session, tenant_id))
+    return CredentialCheckRead.from_check(await check_credential(jobs.ectx, tenant))
+
+
+@router.get("/{tenant_id}/inventory/latest", responses=problems(404))
 def latest_inventory(
     tenant_id: str,
     db: DatabaseDep,
     caller: RequireViewer,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     with db.reading() as session:
         tenants.get_tenant(session, tenant_id)

@@ -52,6 +52,9 @@ class User(DirectoryObject):
     """``Member`` or ``Guest``."""
     identities: list[ObjectIdentity] = Field(default_factory=list)
     """Only returned when ``$select``ed."""
+    on_premises_sync_enabled: bool | None = None
+    """``true`` while synced from an on-premises directory; ``null`` for a cloud-only account.
+    Only returned when ``$select``ed."""
 
     @property
     def signs_in_with_microsoft_account(self) -> bool:
