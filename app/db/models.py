@@ -344,3 +344,32 @@ class Job(SQLModel, table=True):
     created_at: datetime = _utc()
     heartbeat_at: datetime = _utc()
     finished_at: datetime | None = _utc(nullable=True)
+
+
+class PostureReport(SQLModel, table=True):
+    """A CISA SCuBA MS.AAD.7 posture report as it was when taken; never updated.
+
+    ``scope`` says which roles count as highly privileged: ``cisa`` (CISA's list) or ``plan``
+    (the plan's target roles, so its before and after compare like with like). ``rows`` holds
+    one result per policy with its evidence and what the plan does about it.
+    """
+
+    __tablename__ = "posture_report"
+    __table_args__ = (
+        Index("ix_posture_report_tenant_scope", "tenant_id", "scope"),
+        Index("ix_posture_report_plan_scope", "plan_id", "scope"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=36)
+    plan_id: str | None = Field(default=None, foreign_key="plan.id", max_length=36)
+    scope: str = Field(max_length=16)
+    trigger: str = Field(max_length=32)
+    phase_key: str | None = Field(default=None, max_length=63)
+    actor: str = Field(max_length=200)
+    taken_at: datetime = _utc()
+    roles: list[dict[str, Any]] = _json()
+    roles_not_in_tenant: list[dict[str, Any]] = _json()
+    mailboxes: list[str] = _json()
+    summary: dict[str, Any] = _json()
+    rows: list[dict[str, Any]] = _json()

@@ -12,7 +12,9 @@ from app.domain import machine
 from app.domain.machine import Event, PlanStatus
 from app.engine.context import EngineContext
 from app.engine.inventory import InventoryError, ProgressReport, take_inventory
+from app.engine.posture import PostureReadError, take_posture
 from app.engine.preflight import PreflightReport, run_preflight
+from app.logging import get_logger
 from app.problems import (
     NotFoundError,
     PreflightFailedError,
@@ -21,6 +23,8 @@ from app.problems import (
     UnavailableError,
 )
 from app.services.plans import PlanView, get_plan_row, perform_action, status_of
+
+log = get_logger(__name__)
 
 
 async def _load(ectx: EngineContext, plan_id: str) -> tuple[Plan, Tenant, PlanStatus]:
@@ -113,6 +117,16 @@ async def start(
         "baseline_snapshot_id": snapshot.id,
         "baseline_items": snapshot.item_count,
     }
+    # The "before" of the plan's posture report, taken with the baseline; a tenant that cannot
+    # be read for it does not stop the start (the report is an observation, not a gate).
+    try:
+        postures = await take_posture(
+            ectx, tenant, plan=plan, trigger="baseline", actor=actor, progress=progress
+        )
+    except PostureReadError as exc:
+        log.warning("engine.posture.failed", plan_id=plan_id, trigger="baseline", error=str(exc))
+    else:
+        details["baseline_posture_report_ids"] = [p.id for p in postures]
     now = ectx.clock.now()
 
     def record_start(session: Session) -> PlanView:

@@ -6,20 +6,16 @@ keeps answering problem+json to bearer tokens.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.services.context import AppContext
-from app.ui import auth, monitoring
+from app.ui import auth, monitoring, posture
 from app.ui.errors import install_error_pages
 from app.ui.routes import auth as auth_routes
 from app.ui.routes import plan_pages, plans, tenants
-
-STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 # Everything is served from here: no CDN, no inline script, no external font.
 PAGE_CSP = (
@@ -75,9 +71,10 @@ def create_ui_app(ctx: AppContext) -> FastAPI:
         plan_pages.router,
         tenants.router,
         monitoring.router,
+        posture.router,
     ):
         ui.include_router(router)
-    ui.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    ui.mount("/static", StaticFiles(packages=[("app.ui", "static")]), name="static")
     ui.add_middleware(SecurityHeaders)
     ui.add_middleware(
         SessionMiddleware,

@@ -31,10 +31,11 @@ KIND_LABELS: dict[str, str] = {
     "preview": "Dry run",
     "inventory": "Inventory",
     "collect": "Collect activity",
+    "posture": "Posture report (CISA MS.AAD.7)",
 }
 
 
-def get_jobs(request: Request) -> JobRunner:
+async def get_jobs(request: Request) -> JobRunner:
     """The host app's job runner (the UI is mounted in it; see ``app.ui.app.mount_ui``)."""
     runner: JobRunner = request.app.state.host.state.jobs
     return runner

@@ -34,9 +34,11 @@ class TestEveryPageRenders:
             f"/ui/plans/{plan_id}/comms": "plans/comms.html",
             f"/ui/plans/{plan_id}/comms?phase=all-admins": "plans/comms.html",
             f"/ui/plans/{plan_id}/baseline": "plans/baseline.html",
+            f"/ui/plans/{plan_id}/posture": "plans/posture.html",
             "/ui/tenants": "tenants/list.html",
             "/ui/tenants/new": "tenants/new.html",
             f"/ui/tenants/{tenant_id}": "tenants/detail.html",
+            f"/ui/tenants/{tenant_id}/posture": "posture/tenant.html",
             "/ui/login?next=/ui/plans": None,  # signed in: straight on
         }
         for path, template in pages.items():
@@ -125,6 +127,42 @@ class TestEveryPageRenders:
         missing = as_viewer.client.get(f"/ui/plans/{plan_id}/comms/feedback/frame")
         assert missing.status_code == 404
 
+    def test_comms_preview_per_recipient(self, as_viewer: Ui, plan_id: str) -> None:
+        overview = as_viewer.client.get(f"/ui/plans/{plan_id}/comms?phase=pilot")
+        context = context_of(overview)
+        people = context["recipients"]
+        assert people, "the pilot phase mails someone"
+        assert context["recipient"] is None
+        assert 'data-testid="comms-recipient"' in overview.text
+        for person in people:
+            assert f'value="{person.id}"' in overview.text
+
+        person = people[0]
+        page = as_viewer.client.get(
+            f"/ui/plans/{plan_id}/comms", params={"phase": "pilot", "recipient": person.upn}
+        )
+        assert page.status_code == 200
+        assert context_of(page)["recipient"] == person
+        assert f'value="{person.id}" selected' in page.text
+        frame_url = context_of(page)["frame_url"]
+        assert frame_url.endswith(f"?recipient={person.id}")
+        assert f'src="{frame_url}"' in page.text
+        frame = as_viewer.client.get(frame_url)
+        assert frame.status_code == 200
+        assert frame.text.count("<tr>") == 1 + len(person.roles)
+        assert frame.headers["content-security-policy"].startswith("sandbox;")
+
+        stranger = as_viewer.client.get(
+            f"/ui/plans/{plan_id}/comms", params={"phase": "pilot", "recipient": "nobody@x.test"}
+        )
+        assert stranger.status_code == 200
+        assert context_of(stranger)["rendered"] is None
+        assert "nobody@x.test" in context_of(stranger)["problem"]
+        not_mailed = as_viewer.client.get(
+            f"/ui/plans/{plan_id}/comms/pilot/frame", params={"recipient": "nobody@x.test"}
+        )
+        assert not_mailed.status_code == 404
+
 
 class TestErrorPages:
     @pytest.mark.parametrize(
@@ -184,6 +222,8 @@ class TestHeadersAndAssets:
             "/ui/plans/new",
             "/ui/tenants/new",
             f"/ui/tenants/{tenant_id}",
+            f"/ui/tenants/{tenant_id}/posture",
+            f"/ui/plans/{plan_id}/posture",
         ):
             text = as_admin.client.get(path).text
             posts = text.count('method="post"')
