@@ -94,3 +94,50 @@ def select_conversions(
             continue
         selected.append(Selected(holding))
     return selected, excluded
+
+
+@dataclass(frozen=True)
+class ConversionStep:
+    """One conversion step of a plan, as the replay sees it (its cohort already resolved)."""
+
+    phase_key: str
+    roles_in_order: Sequence[str]
+    cohort: set[str] | None
+
+
+def replay_conversions(
+    holdings: Iterable[Holding],
+    steps: Sequence[ConversionStep],
+    *,
+    break_glass: set[str],
+    protected: frozenset[str],
+) -> dict[str, list[Holding]]:
+    """Per phase, the standing assignments its steps would turn Eligible, replayed in order.
+
+    Later steps see the tenant as earlier ones leave it (a converted holder is no longer
+    "remaining"). Skipped holders (service principals, personal Microsoft accounts) and the
+    last active holder of a ``protected`` role (PIM refuses to remove it: it stays Active) are
+    not converted, so they are not in the result.
+    """
+    active = {(h.principal_id, h.role_definition_id, h.directory_scope_id): h for h in holdings}
+    converted: dict[str, list[Holding]] = {}
+    for step in steps:
+        selected, _ = select_conversions(
+            list(active.values()),
+            roles_in_order=step.roles_in_order,
+            cohort=step.cohort,
+            break_glass=break_glass,
+        )
+        done = converted.setdefault(step.phase_key, [])
+        for choice in selected:
+            if choice.skip_reason:
+                continue
+            h = choice.holding
+            key = (h.principal_id, h.role_definition_id, h.directory_scope_id)
+            if h.role_definition_id in protected and not any(
+                k[1] == h.role_definition_id and k != key for k in active
+            ):
+                continue
+            active.pop(key, None)
+            done.append(h)
+    return converted

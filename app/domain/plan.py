@@ -1,8 +1,8 @@
 """The rollout plan as data: ``PlanSpec`` / ``PhaseSpec`` / the ``Step`` tagged union.
 
-A plan file in ``rollout_plans/`` parses into a frozen ``PlanSpec`` that never changes during a
-run; progress lives on the plan and phase rows. Plans name groups and people by *binding*
-(``it_platform_team``, ``security_team``...), which each tenant maps to object ids.
+A plan file (``app/rollout_plans/*.yaml``) parses into a frozen ``PlanSpec`` that never changes
+during a run; progress lives on the plan and phase rows. Plans name groups and people by
+*binding* (``it_platform_team``, ``security_team``...), which each tenant maps to object ids.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.domain.machine import Gate
+from app.domain.mailbox import check_address
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 BINDING_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
@@ -156,12 +157,73 @@ class CreateAccessReviewsStep(_Spec):
     )
 
 
+class MailboxRef(_Spec):
+    """Where notifications go: a tenant binding of kind ``mailbox``, or an address."""
+
+    binding: str | None = Field(default=None, pattern=BINDING_PATTERN)
+    address: str | None = Field(default=None, max_length=254)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> MailboxRef:
+        if (self.binding is None) == (self.address is None):
+            raise ValueError("give exactly one of binding or address")
+        if self.address is not None:
+            check_address(self.address)
+        return self
+
+
+NOTIFICATION_RULE_IDS: tuple[str, ...] = tuple(
+    f"Notification_{recipient}_{when}"
+    for when in ("Admin_Eligibility", "Admin_Assignment", "EndUser_Assignment")
+    for recipient in ("Admin", "Requestor", "Approver")
+)
+"""The nine fixed notification rules of a role's policy: who is mailed (Admin, Requestor,
+Approver) when an admin assigns eligibility or an active role, or a user activates."""
+
+NotificationLevel = Literal["All", "Critical", "None"]
+"""Graph's ``notificationLevel``: every mail, only critical ones, or none."""
+
+
+class NotificationRuleSetting(_Spec):
+    """One ``Notification_*`` rule of each role's PIM policy (reference §7.2)."""
+
+    id: str = Field(description="e.g. Notification_Admin_Admin_Assignment")
+    level: NotificationLevel = "All"
+    default_recipients: bool | None = Field(
+        default=None,
+        description="isDefaultRecipientsEnabled (the role's admins, the requestor or the "
+        "approvers, by rule); unset leaves the tenant's value",
+    )
+
+
+class SetNotificationRulesStep(_Spec):
+    """Mail the recipients when the role is assigned (eligible or active) and activated.
+
+    The recipients are added to each rule's ``notificationRecipients``; whoever the rule
+    already mailed keeps getting the mails.
+    """
+
+    kind: Literal["set_notification_rules"]
+    roles: list[UUID] | None = Field(default=None, description="default: every target role")
+    recipients: list[MailboxRef] = Field(min_length=1, max_length=20)
+    rules: list[NotificationRuleSetting] = Field(
+        default_factory=lambda: [
+            NotificationRuleSetting(id="Notification_Admin_Admin_Assignment"),
+            NotificationRuleSetting(id="Notification_Admin_Admin_Eligibility"),
+            NotificationRuleSetting(id="Notification_Admin_EndUser_Assignment"),
+        ],
+        min_length=1,
+        description="default: the three rules that mail admins on assignment and activation",
+    )
+
+
 Step = Annotated[
     ApplyRoleSettingsStep
     | ConvertCohortStep
     | SendCommsStep
     | RequireApprovalStep
-    | CreateAccessReviewsStep,
+    | CreateAccessReviewsStep
+    | SetNotificationRulesStep,
     Field(discriminator="kind"),
 ]
 

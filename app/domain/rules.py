@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from app.domain.plan import RoleSettings
+from app.domain.plan import NotificationRuleSetting, RoleSettings
 from app.domain.validation import iso_duration
 
 EXPIRATION_END_USER = "Expiration_EndUser_Assignment"
@@ -41,6 +41,10 @@ _MEANINGFUL = {
     "setting",
     "isEnabled",
     "claimValue",
+    "notificationType",
+    "notificationLevel",
+    "isDefaultRecipientsEnabled",
+    "notificationRecipients",
 }
 
 
@@ -64,6 +68,10 @@ def meaningful(rule: Mapping[str, Any]) -> dict[str, Any]:
             value = rule[key]
             if key == "enabledRules":
                 value = sorted(value or [])
+            elif key == "notificationRecipients":
+                value = sorted({str(v).casefold() for v in value or []})
+            elif key in {"notificationType", "notificationLevel"} and isinstance(value, str):
+                value = value.casefold()
             elif key == "maximumDuration" and value is not None:
                 duration = parse_duration(value)
                 value = duration.total_seconds() if duration is not None else None
@@ -159,6 +167,42 @@ def desired_approval_rule(
     )
     rule["setting"] = setting
     return None if same_rule(rule, current[APPROVAL_END_USER]) else rule
+
+
+def desired_notification_rules(
+    current: Mapping[str, Rule],
+    settings: Sequence[NotificationRuleSetting],
+    recipients: Sequence[str],
+) -> dict[str, Rule]:
+    """Notification rules to PATCH so each mails ``recipients`` at its level; unchanged rules
+    are left out. Recipients are added: whoever a rule mailed already is kept."""
+    changes: dict[str, Rule] = {}
+    for wanted in settings:
+        if wanted.id not in current:
+            continue
+        rule = patch_body(current[wanted.id])
+        mailed = list(rule.get("notificationRecipients") or [])
+        known = {address.casefold() for address in mailed}
+        mailed += [a for a in recipients if a.casefold() not in known]
+        rule["notificationType"] = rule.get("notificationType") or "Email"
+        rule["notificationLevel"] = wanted.level
+        rule["notificationRecipients"] = list(dict.fromkeys(mailed))
+        if wanted.default_recipients is not None:
+            rule["isDefaultRecipientsEnabled"] = wanted.default_recipients
+        if not same_rule(rule, current[wanted.id]):
+            changes[wanted.id] = rule
+    return changes
+
+
+def notification_reaches(rule: Mapping[str, Any] | None, recipients: Sequence[str]) -> bool:
+    """Whether the rule mails every one of ``recipients`` (any recipient at all when none are
+    given) at a level that sends mail."""
+    if not rule or str(rule.get("notificationLevel") or "").casefold() == "none":
+        return False
+    mailed = {str(a).casefold() for a in rule.get("notificationRecipients") or []}
+    if not recipients:
+        return bool(mailed)
+    return all(a.casefold() in mailed for a in recipients)
 
 
 def approval_signature(rule: Mapping[str, Any]) -> dict[str, Any]:

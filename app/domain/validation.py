@@ -17,6 +17,7 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from app.domain.plan import (
+    NOTIFICATION_RULE_IDS,
     ApplyRoleSettingsStep,
     ConvertCohortStep,
     CreateAccessReviewsStep,
@@ -25,6 +26,7 @@ from app.domain.plan import (
     RequireApprovalStep,
     RoleSettings,
     SendCommsStep,
+    SetNotificationRulesStep,
 )
 from app.domain.roles import GLOBAL_ADMINISTRATOR, ROLES_BY_ID
 
@@ -38,7 +40,10 @@ _STEP_KINDS = {
     "send_comms",
     "require_approval",
     "create_access_reviews",
+    "set_notification_rules",
 }
+_AUTH_KINDS = {"client_secret", "certificate", "managed_identity", "default", "none"}
+_BINDING_KINDS = {"group", "users", "role_owners"}
 
 
 @dataclass(frozen=True)
@@ -57,13 +62,23 @@ class PlanInvalidError(Exception):
 
 
 def format_location(loc: Iterable[int | str]) -> str:
+    """A field path as the body spells it: ``phases[0].steps[1].roles``, ``auth.client_secret``.
+
+    Pydantic puts the tag of a discriminated union in the location (``auth.certificate.
+    certificate_pem``); the body has no such level, so a reader doesn't need it.
+    """
     path = ""
     parts = list(loc)
     for index, part in enumerate(parts):
+        before = parts[index - 1] if index > 0 else None
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in _STEP_KINDS and index > 0 and isinstance(parts[index - 1], int):
-            continue  # pydantic puts the union tag in the location; a reader doesn't need it
+        elif (
+            (part in _STEP_KINDS and isinstance(before, int))
+            or (part in _AUTH_KINDS and before == "auth")
+            or (part in _BINDING_KINDS and index > 1 and parts[index - 2] == "bindings")
+        ):
+            continue
         else:
             path += ("." if path else "") + part
     return path or "(plan)"
@@ -235,6 +250,44 @@ def _check_steps(spec: PlanSpec) -> list[PlanProblem]:
                     )
             elif isinstance(step, CreateAccessReviewsStep):
                 problems += _check_role_list(spec, step.roles, f"{path}.roles")
+            elif isinstance(step, SetNotificationRulesStep):
+                problems += _check_role_list(spec, step.roles, f"{path}.roles")
+                problems += _check_notifications(step, path)
+    return problems
+
+
+def _check_notifications(step: SetNotificationRulesStep, path: str) -> list[PlanProblem]:
+    problems: list[PlanProblem] = []
+    seen: dict[str, int] = {}
+    for index, rule in enumerate(step.rules):
+        where = f"{path}.rules[{index}]"
+        if rule.id not in NOTIFICATION_RULE_IDS:
+            problems.append(
+                PlanProblem(
+                    f"{where}.id",
+                    f"unknown notification rule {rule.id!r}; one of "
+                    + ", ".join(NOTIFICATION_RULE_IDS),
+                )
+            )
+        elif rule.id in seen:
+            problems.append(
+                PlanProblem(
+                    f"{where}.id", f"{rule.id} is listed twice (also rules[{seen[rule.id]}])"
+                )
+            )
+        seen.setdefault(rule.id, index)
+        if rule.level == "None":
+            problems.append(
+                PlanProblem(
+                    f"{where}.level",
+                    "level None sends no mail, so the recipients would get nothing: use All or "
+                    "Critical",
+                )
+            )
+    addresses = [ref.address.casefold() for ref in step.recipients if ref.address]
+    bindings = [ref.binding for ref in step.recipients if ref.binding]
+    if len(set(addresses)) != len(addresses) or len(set(bindings)) != len(bindings):
+        problems.append(PlanProblem(f"{path}.recipients", "a recipient is listed twice"))
     return problems
 
 

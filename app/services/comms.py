@@ -1,30 +1,43 @@
 """The one-page comms: what changes, what to do when activating, who to call if it breaks.
 
-Rendered from Jinja templates under ``templates/comms/`` with autoescaping on and strict
-undefined values, so a missing value fails the render instead of sending a broken mail.
+Rendered from the package's Jinja templates under ``templates/comms/`` with autoescaping on and
+strict undefined values, so a missing value fails the render instead of sending a broken mail.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from jinja2 import (
+    BaseLoader,
     Environment,
-    FileSystemLoader,
+    PackageLoader,
     StrictUndefined,
     TemplateNotFound,
     UndefinedError,
     select_autoescape,
 )
 
-from app.domain.plan import ApplyRoleSettingsStep, PlanSpec, RequireApprovalStep, RoleSettings
+from app.domain.plan import (
+    ApplyRoleSettingsStep,
+    ApprovalRule,
+    PlanSpec,
+    RequireApprovalStep,
+    RoleSettings,
+)
 from app.domain.roles import role_name
 from app.domain.tenant import CommsSettings
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+# How the mail names the people a binding stands for; other bindings read as their name.
+BINDING_LABELS = {
+    "security_team": "the security team",
+    "managers": "the managers",
+    "it_platform_team": "the IT/platform team",
+    "helpdesk": "the helpdesk",
+    "role_owners": "the role's owner",
+}
 
 
 class CommsRenderError(Exception):
@@ -39,6 +52,8 @@ class RoleLine:
     ticket: bool
     mfa: bool
     approval: bool
+    approvers: str | None = None
+    """Who approves an activation, as the mail says it (``the security team``)."""
 
 
 @dataclass(frozen=True)
@@ -58,10 +73,25 @@ def _hours(value: timedelta | None) -> str:
     return f"{hours} h {rest} min" if hours else f"{rest} minutes"
 
 
-def effective_settings(spec: PlanSpec, phase_key: str) -> dict[str, tuple[RoleSettings, bool]]:
-    """Each target role's activation settings and approval once ``phase_key`` has run."""
+def approvers_text(rule: ApprovalRule) -> str:
+    """Who approves, by binding: ``the security team``; explicit object ids stay unnamed."""
+    names = []
+    for ref in rule.approvers:
+        if ref.binding is not None:
+            names.append(BINDING_LABELS.get(ref.binding, "the " + ref.binding.replace("_", " ")))
+        elif ref.group is not None:
+            names.append("a named group of approvers")
+        else:
+            names.append("a named approver")
+    return " or ".join(dict.fromkeys(names))
+
+
+def effective_settings(
+    spec: PlanSpec, phase_key: str
+) -> dict[str, tuple[RoleSettings, ApprovalRule | None]]:
+    """Each target role's activation settings and approval rule once ``phase_key`` has run."""
     settings = {str(r.id): r.settings for r in spec.roles}
-    approval = {str(r.id): False for r in spec.roles}
+    approval: dict[str, ApprovalRule | None] = {str(r.id): None for r in spec.roles}
     for phase in spec.phases:
         for step in phase.steps:
             if isinstance(step, ApplyRoleSettingsStep):
@@ -70,7 +100,7 @@ def effective_settings(spec: PlanSpec, phase_key: str) -> dict[str, tuple[RoleSe
             elif isinstance(step, RequireApprovalStep):
                 for rule in step.rules:
                     for role_id in rule.roles:
-                        approval[str(role_id)] = True
+                        approval[str(role_id)] = rule
         if phase.key == phase_key:
             break
     return {role: (settings[role], approval[role]) for role in settings}
@@ -86,7 +116,13 @@ def comms_context(
     roles: list[str],
     effective_from: datetime | None,
     page_url: str,
+    personal: bool = True,
 ) -> dict[str, Any]:
+    """The template's values: ``roles`` are the recipient's (``personal``), or the phase's.
+
+    A personal mail lists what that person held and now activates, each role with the settings
+    in effect once the phase has run; the public page (``personal=False``) lists them all.
+    """
     phase = spec.phase(phase_key)
     if phase is None:
         raise CommsRenderError(f"the plan has no phase {phase_key!r}")
@@ -97,7 +133,7 @@ def comms_context(
     effective = effective_settings(spec, phase_key)
     lines = []
     for role_id in roles or [str(r) for r in spec.role_ids()]:
-        role_settings, approval = effective[role_id]
+        role_settings, rule = effective[role_id]
         lines.append(
             RoleLine(
                 name=role_name(role_id),
@@ -105,12 +141,14 @@ def comms_context(
                 justification=bool(role_settings.require_justification),
                 ticket=bool(role_settings.require_ticket),
                 mfa=bool(role_settings.require_mfa),
-                approval=approval,
+                approval=rule is not None,
+                approvers=approvers_text(rule) if rule is not None else None,
             )
         )
     return {
         "tenant_name": tenant_name,
         "recipient_name": recipient_name or "there",
+        "personal": personal,
         "phase_title": phase.title,
         "roles": lines,
         "effective_from": effective_from.strftime("%A %d %B %Y, %H:%M UTC")
@@ -123,9 +161,9 @@ def comms_context(
 
 
 class CommsRenderer:
-    def __init__(self, templates_dir: Path = TEMPLATES_DIR) -> None:
+    def __init__(self, loader: BaseLoader | None = None) -> None:
         self.env = Environment(
-            loader=FileSystemLoader(templates_dir),
+            loader=loader or PackageLoader("app", "templates"),
             autoescape=select_autoescape(
                 enabled_extensions=("html", "html.j2"), default_for_string=True
             ),

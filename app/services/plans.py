@@ -20,9 +20,11 @@ from app.domain.machine import Event, Gate, PhaseState, PhaseStatus, PlanState, 
 from app.domain.plan import (
     ConvertCohortStep,
     CreateAccessReviewsStep,
+    MailboxRef,
     PlanSpec,
     PrincipalRef,
     RequireApprovalStep,
+    SetNotificationRulesStep,
 )
 from app.domain.progress import Progress, progress_from_counts
 from app.domain.tenant import Binding
@@ -71,7 +73,7 @@ def _bindings_used(spec: PlanSpec) -> dict[str, set[str]]:
     """Binding name -> field paths that use it, for a clear error when one is not bound."""
     used: dict[str, set[str]] = {}
 
-    def note(ref: PrincipalRef | None, path: str) -> None:
+    def note(ref: PrincipalRef | MailboxRef | None, path: str) -> None:
         if ref is not None and ref.binding:
             used.setdefault(ref.binding, set()).add(path)
 
@@ -86,6 +88,9 @@ def _bindings_used(spec: PlanSpec) -> dict[str, set[str]]:
                         note(ref, f"{path}.rules[{r_index}].approvers[{a_index}]")
             elif isinstance(step, CreateAccessReviewsStep):
                 note(step.reviewers, f"{path}.reviewers")
+            elif isinstance(step, SetNotificationRulesStep):
+                for m_index, mailbox in enumerate(step.recipients):
+                    note(mailbox, f"{path}.recipients[{m_index}]")
     return used
 
 
@@ -104,9 +109,19 @@ def _check_bindings(spec: PlanSpec, bindings: Mapping[str, Binding]) -> list[tup
             continue
         kind = bindings[name].kind
         for path in sorted(paths):
-            if path.endswith("reviewers") and kind == "group":
+            if ".recipients[" in path:
+                if kind != "mailbox":
+                    problems.append(
+                        (path, f"binding {name!r} is a {kind} binding, not a mailbox binding")
+                    )
                 continue
-            if not path.endswith("reviewers") and kind == "role_owners":
+            if kind == "mailbox":
+                problems.append(
+                    (path, f"binding {name!r} names mailboxes, not directory users or groups")
+                )
+            elif path.endswith("reviewers") and kind == "group":
+                continue
+            elif not path.endswith("reviewers") and kind == "role_owners":
                 problems.append((path, f"binding {name!r} names role owners, not a group or users"))
     return problems
 
@@ -115,7 +130,7 @@ def create_plan(
     session: Session,
     *,
     tenant_id: str,
-    plans_dir: Path,
+    plans_dir: Path | None,
     template: str | None,
     spec_data: Mapping[str, Any] | None,
     name: str | None,

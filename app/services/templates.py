@@ -1,36 +1,48 @@
-"""Plan templates: the YAML files in the plans folder, validated on load."""
+"""Plan templates: the YAML files shipped in the package, plus an optional folder of the
+operator's (``PIM_ROLLOUT_PLANS_DIR``) whose files add templates or replace a packaged one of
+the same name. Every template is validated on load."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path, PurePath
 from typing import Any
 
 import yaml
 
 from app.domain.plan import PlanSpec
 from app.domain.validation import PlanInvalidError, PlanProblem, parse_plan
-from app.problems import InvalidInputError, NotFoundError
+from app.problems import AppError, InvalidInputError, NotFoundError
 
 _SUFFIXES = (".yaml", ".yml")
+
+
+class PlansDirError(AppError):
+    """``PIM_ROLLOUT_PLANS_DIR`` names something that is not a folder (any more)."""
+
+    slug = "plans-dir-missing"
+    title = "The plans folder is missing"
 
 
 @dataclass(frozen=True)
 class TemplateInfo:
     name: str
-    path: Path
+    source: str
+    """Where the file is: ``package`` for a shipped template, else the file's path."""
     spec: PlanSpec | None
     problems: tuple[PlanProblem, ...] = ()
 
 
-def read_plan_file(path: Path) -> PlanSpec:
-    """Load and validate one plan file; every problem is reported with its field path."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PlanInvalidError([PlanProblem("(file)", "no such file")]) from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise PlanInvalidError([PlanProblem("(file)", f"cannot read: {exc}")]) from None
+def packaged_plans() -> Traversable:
+    """The folder of plan templates inside the installed package."""
+    return resources.files("app") / "rollout_plans"
+
+
+def parse_plan_text(text: str) -> PlanSpec:
+    """Parse and validate a plan's YAML; every problem is reported with its field path."""
     try:
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -41,20 +53,58 @@ def read_plan_file(path: Path) -> PlanSpec:
     return parse_plan(data)
 
 
-def list_templates(plans_dir: Path) -> list[TemplateInfo]:
+def _read(file: Traversable) -> PlanSpec:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanInvalidError([PlanProblem("(file)", "no such file")]) from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise PlanInvalidError([PlanProblem("(file)", f"cannot read: {exc}")]) from None
+    return parse_plan_text(text)
+
+
+def read_plan_file(path: Path) -> PlanSpec:
+    """Load and validate one plan file; every problem is reported with its field path."""
+    return _read(path)
+
+
+def check_plans_dir(plans_dir: Path) -> None:
     if not plans_dir.is_dir():
-        return []
+        raise PlansDirError(
+            f"PIM_ROLLOUT_PLANS_DIR is {str(plans_dir)!r}, which is not a folder "
+            "(it names a folder of plan templates added to the packaged ones)"
+        )
+
+
+def _plan_files(folder: Traversable) -> Iterator[tuple[str, Traversable]]:
+    for file in sorted(folder.iterdir(), key=lambda f: f.name):
+        name = PurePath(file.name)
+        if name.suffix in _SUFFIXES and file.is_file():
+            yield name.stem, file
+
+
+def list_templates(plans_dir: Path | None = None) -> list[TemplateInfo]:
+    """Every plan template by name: the packaged ones, then those of ``plans_dir`` (the
+    ``PIM_ROLLOUT_PLANS_DIR`` setting), which replace a packaged template of the same name."""
+    found: dict[str, tuple[str, Traversable]] = {
+        name: ("package", file) for name, file in _plan_files(packaged_plans())
+    }
+    if plans_dir is not None:
+        check_plans_dir(plans_dir)
+        found.update((name, (str(file), file)) for name, file in _plan_files(plans_dir))
     infos = []
-    for path in sorted(p for p in plans_dir.iterdir() if p.suffix in _SUFFIXES):
+    for name in sorted(found):
+        source, file = found[name]
         try:
-            infos.append(TemplateInfo(path.stem, path, read_plan_file(path)))
+            infos.append(TemplateInfo(name, source, _read(file)))
         except PlanInvalidError as exc:
-            infos.append(TemplateInfo(path.stem, path, None, tuple(exc.problems)))
+            infos.append(TemplateInfo(name, source, None, tuple(exc.problems)))
     return infos
 
 
-def load_template(plans_dir: Path, name: str) -> PlanSpec:
-    for info in list_templates(plans_dir):
+def load_template(plans_dir: Path | None, name: str) -> PlanSpec:
+    templates = list_templates(plans_dir)
+    for info in templates:
         if info.name == name:
             if info.spec is None:
                 raise InvalidInputError(
@@ -62,5 +112,5 @@ def load_template(plans_dir: Path, name: str) -> PlanSpec:
                     [(p.path, p.message) for p in info.problems],
                 )
             return info.spec
-    known = ", ".join(i.name for i in list_templates(plans_dir)) or "none"
+    known = ", ".join(i.name for i in templates) or "none"
     raise NotFoundError(f"no plan template named {name!r} (known: {known})")

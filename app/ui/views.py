@@ -24,6 +24,7 @@ from app.domain.plan import (
     PlanSpec,
     RequireApprovalStep,
     SendCommsStep,
+    SetNotificationRulesStep,
     Step,
 )
 from app.domain.progress import Progress
@@ -92,6 +93,7 @@ STEP_LABELS: dict[str, str] = {
     "send_comms": "Send the comms page",
     "require_approval": "Require approval",
     "create_access_reviews": "Create access reviews",
+    "set_notification_rules": "Alert on assignment and activation",
 }
 
 
@@ -185,6 +187,9 @@ def step_text(step: Step) -> str:
         return f"{label} ({len(step.rules)} rule(s))"
     if isinstance(step, CreateAccessReviewsStep):
         return f"{label} every {step.interval_months} months"
+    if isinstance(step, SetNotificationRulesStep):
+        to = ", ".join(ref.binding or ref.address or "" for ref in step.recipients)
+        return f"{label}: {len(step.rules)} rule(s) mail {to}"
     if isinstance(step, SendCommsStep):
         return f"{label}: “{step.subject}”"
     return label

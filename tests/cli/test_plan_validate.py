@@ -23,7 +23,7 @@ class TestPlanValidate:
         assert len(lines) == 2
         assert lines[0].endswith(
             "ok: plan 'default' with 5 phases (pilot, feedback, all-admins, "
-            "ga-approval, access-reviews), 11 target roles, 8 steps"
+            "ga-approval, access-reviews), 11 target roles, 10 steps"
         )
 
     def test_each_problem_on_its_own_line(self, tmp_path: Path) -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
-from app.domain.plan import RoleSettings
+from app.domain.plan import NotificationRuleSetting, RoleSettings
 from app.domain.rules import (
     APPROVAL_END_USER,
     ENABLEMENT_END_USER,
@@ -18,11 +17,14 @@ from app.domain.rules import (
     approval_signature,
     desired_activation_rules,
     desired_approval_rule,
+    desired_notification_rules,
     eligibility_expiration,
+    notification_reaches,
     same_rule,
 )
+from tests.fixtures import GRAPH_SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "graph-samples"
+SAMPLES = GRAPH_SAMPLES
 
 
 @pytest.fixture
@@ -129,3 +131,48 @@ class TestAdminMfa:
             "MultiFactorAuthentication",
         ]
         assert admin_mfa_blockers(rules) == ["Enablement_Admin_Assignment"]
+
+
+class TestNotificationRules:
+    SECOPS = "secops@contoso.com"
+
+    def test_adds_the_mailbox_at_the_wanted_level_keeping_other_recipients(self, rules) -> None:
+        rules["Notification_Admin_Admin_Assignment"]["notificationRecipients"] = ["it@contoso.com"]
+        changes = desired_notification_rules(
+            rules,
+            [
+                NotificationRuleSetting(id="Notification_Admin_Admin_Assignment"),
+                NotificationRuleSetting(
+                    id="Notification_Admin_EndUser_Assignment",
+                    level="Critical",
+                    default_recipients=False,
+                ),
+            ],
+            [self.SECOPS],
+        )
+        assignment = changes["Notification_Admin_Admin_Assignment"]
+        assert assignment["notificationRecipients"] == ["it@contoso.com", self.SECOPS]
+        assert assignment["@odata.type"].endswith("NotificationRule")
+        assert assignment["target"] == rules["Notification_Admin_Admin_Assignment"]["target"]
+        activation = changes["Notification_Admin_EndUser_Assignment"]
+        assert activation["notificationLevel"] == "Critical"
+        assert activation["isDefaultRecipientsEnabled"] is False
+        assert not same_rule(activation, rules["Notification_Admin_EndUser_Assignment"])
+
+    def test_a_rule_that_already_mails_the_mailbox_is_left_alone(self, rules) -> None:
+        rules["Notification_Admin_Admin_Eligibility"]["notificationRecipients"] = [
+            "SecOps@Contoso.com"
+        ]
+        wanted = [NotificationRuleSetting(id="Notification_Admin_Admin_Eligibility")]
+        assert desired_notification_rules(rules, wanted, [self.SECOPS]) == {}
+
+    def test_reaches(self, rules) -> None:
+        rule = dict(rules["Notification_Admin_EndUser_Assignment"])
+        assert not notification_reaches(rule, [self.SECOPS])
+        assert not notification_reaches(rule, [])
+        rule["notificationRecipients"] = [self.SECOPS]
+        assert notification_reaches(rule, [self.SECOPS])
+        assert notification_reaches(rule, [])
+        assert not notification_reaches(rule, [self.SECOPS, "soc@contoso.com"])
+        rule["notificationLevel"] = "None"
+        assert not notification_reaches(rule, [self.SECOPS])

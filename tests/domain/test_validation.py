@@ -156,3 +156,75 @@ class TestRefusals:
         data["phases"][3]["starts_after"] = "P1D"
         data["roles"][0]["id"] = "00000000-0000-0000-0000-000000000000"
         assert len(_problems(data)) >= 3
+
+
+class TestNotificationRules:
+    """``set_notification_rules``: rule ids, levels and mailboxes are checked at load."""
+
+    PILOT_ALERTS = "phases[0].steps[3]"
+
+    def _step(self, data: dict[str, Any]) -> dict[str, Any]:
+        step: dict[str, Any] = data["phases"][0]["steps"][3]
+        assert step["kind"] == "set_notification_rules"
+        return step
+
+    def test_pilot_alerts_global_administrator_and_all_admins_the_other_roles(self) -> None:
+        spec = parse_plan(plan_data())
+        pilot, all_admins = spec.phases[0].steps[3], spec.phases[2].steps[2]
+        assert pilot.kind == all_admins.kind == "set_notification_rules"
+        assert [str(r) for r in pilot.roles or []] == [GA]
+        others = {str(r) for r in all_admins.roles or []}
+        assert others == {str(r.id) for r in spec.roles} - {GA}
+        assert [r.id for r in pilot.rules] == [
+            "Notification_Admin_Admin_Assignment",
+            "Notification_Admin_Admin_Eligibility",
+            "Notification_Admin_EndUser_Assignment",
+        ]
+        assert [ref.binding for ref in pilot.recipients] == ["security_team_mailbox"]
+
+    def test_unknown_rule_id(self) -> None:
+        data = plan_data()
+        self._step(data)["rules"] = [{"id": "Notification_Auditor_Admin_Assignment"}]
+        message = _problems(data)[f"{self.PILOT_ALERTS}.rules[0].id"]
+        assert message.startswith(
+            "unknown notification rule 'Notification_Auditor_Admin_Assignment'"
+        )
+
+    def test_bad_level(self) -> None:
+        data = plan_data()
+        self._step(data)["rules"] = [{"id": "Notification_Admin_Admin_Assignment", "level": "Loud"}]
+        assert (
+            "'All', 'Critical' or 'None'" in _problems(data)[f"{self.PILOT_ALERTS}.rules[0].level"]
+        )
+
+    def test_level_none_sends_the_recipients_nothing(self) -> None:
+        data = plan_data()
+        self._step(data)["rules"] = [{"id": "Notification_Admin_Admin_Assignment", "level": "None"}]
+        assert "sends no mail" in _problems(data)[f"{self.PILOT_ALERTS}.rules[0].level"]
+
+    def test_rule_listed_twice(self) -> None:
+        data = plan_data()
+        rule = {"id": "Notification_Admin_EndUser_Assignment"}
+        self._step(data)["rules"] = [rule, rule]
+        assert "listed twice" in _problems(data)[f"{self.PILOT_ALERTS}.rules[1].id"]
+
+    @pytest.mark.parametrize("address", ["secops", "secops@contoso", "sec ops@contoso.com", ""])
+    def test_bad_mailbox_address(self, address: str) -> None:
+        data = plan_data()
+        self._step(data)["recipients"] = [{"address": address}]
+        message = _problems(data)[f"{self.PILOT_ALERTS}.recipients[0]"]
+        assert "is not an e-mail address" in message
+
+    def test_recipient_is_a_binding_or_an_address(self) -> None:
+        data = plan_data()
+        self._step(data)["recipients"] = [
+            {"binding": "security_team_mailbox", "address": "a@contoso.com"}
+        ]
+        message = _problems(data)[f"{self.PILOT_ALERTS}.recipients[0]"]
+        assert "exactly one of binding or address" in message
+
+    def test_role_not_a_target(self) -> None:
+        data = plan_data()
+        self._step(data)["roles"] = ["4a5d8f65-41da-4de4-8968-e035b65339cf"]
+        message = _problems(data)[f"{self.PILOT_ALERTS}.roles[0]"]
+        assert "not one of the plan's target roles" in message

@@ -4,13 +4,11 @@ exactly once per person and phase (crash and retry included), and can be preview
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 
-import httpx
 import pytest
 from sqlmodel import select
 
@@ -21,13 +19,9 @@ from app.domain.tenant import CommsSettings, HelpdeskContact
 from app.domain.validation import parse_plan
 from app.engine.journal import record_outcome
 from app.engine.tick import tick
-from app.main import create_app
-from app.services.comms import TEMPLATES_DIR, CommsRenderer, CommsRenderError, comms_context
-from app.services.context import AppContext
+from app.services.comms import CommsRenderer, CommsRenderError, comms_context
 from app.services.templates import read_plan_file
-from app.services.tokens import create_token
-from app.settings import Settings
-from tests.engine.conftest import Rig
+from tests.engine.conftest import Clients, Rig
 from tests.factories import GA, PLANS_DIR, PRA, plan_data
 
 TARGET_NAMES = [r["name"] for r in plan_data()["roles"]]
@@ -53,8 +47,10 @@ SCRIPT_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 
 
 def template_names() -> list[str]:
-    html = {p.name.removesuffix(".html.j2") for p in (TEMPLATES_DIR / "comms").glob("*.html.j2")}
-    text = {p.name.removesuffix(".txt.j2") for p in (TEMPLATES_DIR / "comms").glob("*.txt.j2")}
+    shipped = CommsRenderer().env.list_templates()
+    comms = [name.removeprefix("comms/") for name in shipped if name.startswith("comms/")]
+    html = {name.removesuffix(".html.j2") for name in comms if name.endswith(".html.j2")}
+    text = {name.removesuffix(".txt.j2") for name in comms if name.endswith(".txt.j2")}
     assert html == text, "every comms template needs both an HTML and a plain-text version"
     assert html, "no comms templates found"
     return sorted(html)
@@ -174,19 +170,23 @@ class TestRender:
         rows = role_rows(approval.html)
         assert set(rows) == set(TARGET_NAMES)
         base = "multi-factor sign-in, a one-line reason, a ticket number"
+        # Who approves comes from the rule's bindings: security team for GA, managers for two.
         approvers = {
-            "Global Administrator",
-            "Privileged Authentication Administrator",
-            "Privileged Role Administrator",
+            "Global Administrator": "the security team",
+            "Privileged Authentication Administrator": "the managers",
+            "Privileged Role Administrator": "the managers",
         }
         assert rows == {
-            name: ("8 hours", f"{base}, approval by an approver" if name in approvers else base)
+            name: (
+                "8 hours",
+                f"{base}, approval by {approvers[name]}" if name in approvers else base,
+            )
             for name in TARGET_NAMES
         }
         lines = text_role_lines(approval.text)
         assert lines["Global Administrator"] == (
             "up to 8 hours; multi-factor sign-in; a one-line reason; a ticket number; "
-            "approval by an approver"
+            "approval by the security team"
         )
         assert lines["User Administrator"] == (
             "up to 8 hours; multi-factor sign-in; a one-line reason; a ticket number"
@@ -240,38 +240,6 @@ class TestRender:
 @pytest.fixture
 def sim_size() -> tuple[int, int]:
     return (120, 20)
-
-
-@dataclass
-class Clients:
-    api: httpx.AsyncClient
-    anon: httpx.AsyncClient
-
-
-@pytest.fixture
-async def clients(rig: Rig, database_url: str) -> AsyncIterator[Clients]:
-    settings = Settings(
-        database_url=database_url, plans_dir=PLANS_DIR, scheduler={"enabled": False}
-    )
-    ctx = AppContext(
-        settings=settings,
-        db=rig.ectx.db,
-        secret_box=rig.ectx.secret_box,
-        graph_factory=rig.ectx.graph_factory,
-        clock=rig.clock,
-    )
-    with unit_of_work(rig.session_factory) as session:
-        token, _ = create_token(session, role="operator", name="ops", now=rig.clock.now())
-    transport = httpx.ASGITransport(app=create_app(settings, context=ctx))
-    async with (
-        httpx.AsyncClient(
-            transport=transport,
-            base_url="http://api.test",
-            headers={"Authorization": f"Bearer {token}"},
-        ) as api,
-        httpx.AsyncClient(transport=transport, base_url="http://api.test") as anon,
-    ):
-        yield Clients(api, anon)
 
 
 class Crash(BaseException):

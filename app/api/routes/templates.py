@@ -4,12 +4,15 @@ from fastapi import APIRouter
 
 from app.api.auth import RequireViewer
 from app.api.deps import ContextDep
+from app.api.problem_docs import AUTHENTICATED, problems
 from app.api.schemas import TemplateRead
 from app.domain.validation import iso_duration
 from app.problems import NotFoundError
 from app.services.templates import TemplateInfo, list_templates
 
-router = APIRouter(prefix="/api/v1/plan-templates", tags=["plan templates"])
+router = APIRouter(
+    prefix="/api/v1/plan-templates", tags=["plan templates"], responses=AUTHENTICATED
+)
 
 
 def _read(info: TemplateInfo) -> TemplateRead:
@@ -44,7 +47,7 @@ def get_templates(ctx: ContextDep, caller: RequireViewer) -> list[TemplateRead]:
     return [_read(info) for info in list_templates(ctx.settings.plans_dir)]
 
 
-@router.get("/{name}", response_model=TemplateRead)
+@router.get("/{name}", response_model=TemplateRead, responses=problems(404))
 def get_template(name: str, ctx: ContextDep, caller: RequireViewer) -> TemplateRead:
     for info in list_templates(ctx.settings.plans_dir):
         if info.name == name:

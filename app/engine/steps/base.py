@@ -74,7 +74,9 @@ class StepContext:
         return await self.engine.db.read(fn)
 
     async def stop_reason(self) -> str | None:
-        """Why work must stop at this item boundary (pause, freeze, rollback), or None."""
+        """Why work must stop at this item boundary (pause, freeze, rollback, shutdown), or None."""
+        if self.engine.shutdown.requested:
+            return "the service is shutting down"
 
         def load(session: Session) -> tuple[Plan | None, Tenant | None]:
             return session.get(Plan, self.plan_id), session.get(Tenant, self.tenant_id)

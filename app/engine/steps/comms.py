@@ -7,7 +7,6 @@ looked up there before anything is sent again.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from functools import partial
 
 from sqlmodel import Session
@@ -29,7 +28,7 @@ from app.graph.models import (
     SingleValueExtendedProperty,
 )
 from app.services.comms import CommsRenderer, CommsRenderError, comms_context
-from app.services.comms_preview import comms_page_url
+from app.services.comms_preview import comms_page_url, recipients_from_items
 
 # Our own property in the message's extended properties (a fixed GUID names our namespace).
 MAIL_KEY_PROPERTY = "String {8f2b1c3e-6a44-4c39-9d71-4f0a9b2e7d15} Name PimRolloutMailKey"
@@ -54,24 +53,22 @@ class SendComms:
             return list(items), session.get(Tenant, sc.tenant_id)
 
         items, tenant = await sc.read(load)
-        roles_by_user: dict[str, list[str]] = defaultdict(list)
-        names: dict[str, str | None] = {}
-        for item in items:
-            if item.principal_type != "user" or item.step_index > sc.step_index:
-                continue
-            roles_by_user[item.principal_id].append(item.role_definition_id)
-            names[item.principal_id] = item.principal_name
-        if not roles_by_user:
+        # Each mail lists only the roles its recipient held and now activates.
+        recipients = recipients_from_items(
+            items, before_step=sc.step_index, role_order=[str(r) for r in sc.spec.role_ids()]
+        )
+        if not recipients:
             return StepResult.done("no converted users to mail")
         try:
             directory = {
-                o.id: o for o in await sc.client.get_directory_objects(list(roles_by_user))
+                o.id: o for o in await sc.client.get_directory_objects([r.id for r in recipients])
             }
         except GraphError as exc:
             return StepResult.failed(f"looking up recipients failed: {exc.code}: {exc.message}")
         page_url = comms_page_url(sc.engine.public_url, sc.plan_id, sc.phase.key)
         sent = skipped = 0
-        for principal_id, roles in roles_by_user.items():
+        for recipient in recipients:
+            principal_id = recipient.id
             reason = await sc.stop_reason()
             if reason:
                 return StepResult.stopped(reason)
@@ -79,7 +76,7 @@ class SendComms:
             address = (person.mail or person.user_principal_name) if person else None
             if not address:
                 skipped += 1
-                sc.notes.append(f"no mail address for {names.get(principal_id) or principal_id}")
+                sc.notes.append(f"no mail address for {recipient.name or principal_id}")
                 continue
             try:
                 context = comms_context(
@@ -87,8 +84,8 @@ class SendComms:
                     phase_key=sc.phase.key,
                     comms=sc.comms,
                     tenant_name=tenant.name if tenant else "",
-                    recipient_name=names.get(principal_id),
-                    roles=list(dict.fromkeys(roles)),
+                    recipient_name=recipient.name,
+                    roles=list(recipient.roles),
                     effective_from=sc.engine.clock.now(),
                     page_url=page_url,
                 )

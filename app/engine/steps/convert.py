@@ -20,7 +20,7 @@ from sqlalchemy import update
 from sqlmodel import Session
 
 from app.db.models import WorkItem
-from app.db.repos.work_items import WorkItemRepository
+from app.db.repos.work_items import OpenItem, WorkItemRepository
 from app.domain.cohort import Selected, select_conversions
 from app.domain.journal import EntryStatus, Operation, item_key
 from app.domain.plan import ConvertCohortStep
@@ -38,7 +38,7 @@ from app.engine.journal import (
     record_outcomes,
 )
 from app.engine.live import (
-    binding_members,
+    cohort_members,
     eligible_principals,
     gather_bounded,
     permanent_holdings,
@@ -47,6 +47,7 @@ from app.engine.live import (
 from app.engine.lookups import Target, assigned_instances, eligibility_schedules
 from app.engine.steps.base import StepContext, StepResult, register
 from app.engine.transient import is_transient
+from app.graph.client import LARGE_PAGE
 from app.graph.errors import (
     GraphAlreadyExistsError,
     GraphError,
@@ -76,11 +77,11 @@ class _Outcome:
     permanent: bool = False  # a failure that retrying will not fix
 
 
-def _target(item: WorkItem) -> Target:
+def _target(item: OpenItem) -> Target:
     return Target(item.principal_id, item.role_definition_id, item.directory_scope_id)
 
 
-def _describe(item: WorkItem) -> str:
+def _describe(item: WorkItem | OpenItem) -> str:
     who = item.principal_upn or item.principal_name or item.principal_id
     return f"{who} / {role_name(item.role_definition_id)}"
 
@@ -137,18 +138,9 @@ class ConvertCohort:
     ) -> None:
         """Fix the step's items once, so a retry or a restart works on exactly the same set."""
         limit = sc.limits.max_concurrency
-        binding = step.cohort.binding
-
-        async def cohort_members() -> set[str] | None:
-            if binding is not None:
-                return await binding_members(sc.client, sc.bindings[binding])
-            if step.cohort.principals is not None:
-                return {str(p) for p in step.cohort.principals}
-            return None
-
         # Three independent reads, each a few round trips: run them at once.
         holdings_task = asyncio.ensure_future(permanent_holdings(sc.client, roles, limit=limit))
-        cohort_task = asyncio.ensure_future(cohort_members())
+        cohort_task = asyncio.ensure_future(cohort_members(sc.client, step.cohort, sc.bindings))
         eligible_task = asyncio.ensure_future(
             gather_bounded(roles, lambda r: eligible_principals(sc.client, r), limit=limit)
         )
@@ -167,30 +159,30 @@ class ConvertCohort:
         )
         eligible_by_role = dict(zip(roles, eligible_task.result(), strict=True))
         now = sc.engine.clock.now()
-        rows: list[WorkItem] = []
+        rows: list[dict[str, Any]] = []
         preexisting: list[tuple[Selected, str]] = []
         for position, choice in enumerate(
             selected + [Selected(e.holding, e.reason) for e in excluded]
         ):
             holding = choice.holding
             rows.append(
-                WorkItem(
-                    plan_id=sc.plan_id,
-                    phase_key=sc.phase.key,
-                    step_index=sc.step_index,
-                    position=position,
-                    principal_id=holding.principal_id,
-                    principal_type=holding.principal_type,
-                    principal_name=holding.principal_name,
-                    principal_upn=holding.principal_upn,
-                    role_definition_id=holding.role_definition_id,
-                    directory_scope_id=holding.directory_scope_id,
-                    state=(
+                {
+                    "plan_id": sc.plan_id,
+                    "phase_key": sc.phase.key,
+                    "step_index": sc.step_index,
+                    "position": position,
+                    "principal_id": holding.principal_id,
+                    "principal_type": holding.principal_type,
+                    "principal_name": holding.principal_name,
+                    "principal_upn": holding.principal_upn,
+                    "role_definition_id": holding.role_definition_id,
+                    "directory_scope_id": holding.directory_scope_id,
+                    "state": (
                         WorkItemState.skipped if choice.skip_reason else WorkItemState.pending
                     ).value,
-                    last_error=choice.skip_reason,
-                    updated_at=now,
-                )
+                    "last_error": choice.skip_reason,
+                    "updated_at": now,
+                }
             )
             schedule = eligible_by_role[holding.role_definition_id].get(
                 (holding.principal_id, holding.directory_scope_id)
@@ -202,7 +194,7 @@ class ConvertCohort:
             repo = WorkItemRepository(session)
             if repo.count(sc.plan_id, sc.phase.key, sc.step_index) > 0:
                 return  # another attempt got here first
-            repo.add_all(rows)
+            repo.add_rows(rows)
             for choice, schedule in preexisting:
                 # Already eligible before the plan: nothing to create, and rollback must not
                 # remove an eligibility the plan did not make.
@@ -292,14 +284,14 @@ class ConvertCohort:
                 await sc.engine.sleeper(min(2.0 * rounds, 10.0))
             rounds += 1
             size = sc.engine.batch_size
-            chunks: list[list[WorkItem]] = []
+            chunks: list[list[OpenItem]] = []
             for role_id in roles:
                 mine = [i for i in todo if i.role_definition_id == role_id]
                 chunks += [mine[i : i + size] for i in range(0, len(mine), size)]
             # Who must keep Active is only needed before the first removal: read it meanwhile.
             keep = asyncio.ensure_future(self._last_holders_to_keep(sc, todo))
 
-            async def work(chunk: list[WorkItem], keep: asyncio.Future[set[int]] = keep) -> None:
+            async def work(chunk: list[OpenItem], keep: asyncio.Future[set[int]] = keep) -> None:
                 duration = durations[chunk[0].role_definition_id]
                 await self._process_chunk(sc, step, chunk, duration, keep)
 
@@ -310,20 +302,18 @@ class ConvertCohort:
                 await asyncio.gather(keep, return_exceptions=True)
 
     @staticmethod
-    def _open_items(sc: StepContext) -> Callable[[Session], list[WorkItem]]:
-        def open_items(session: Session) -> list[WorkItem]:
-            return list(
-                WorkItemRepository(session).list_items(
-                    sc.plan_id,
-                    phase_key=sc.phase.key,
-                    step_index=sc.step_index,
-                    states=[WorkItemState.pending.value, WorkItemState.eligible_created.value],
-                )
+    def _open_items(sc: StepContext) -> Callable[[Session], list[OpenItem]]:
+        def open_items(session: Session) -> list[OpenItem]:
+            return WorkItemRepository(session).open_items(
+                sc.plan_id,
+                phase_key=sc.phase.key,
+                step_index=sc.step_index,
+                states=[WorkItemState.pending.value, WorkItemState.eligible_created.value],
             )
 
         return open_items
 
-    async def _last_holders_to_keep(self, sc: StepContext, todo: list[WorkItem]) -> set[int]:
+    async def _last_holders_to_keep(self, sc: StepContext, todo: list[OpenItem]) -> set[int]:
         """PIM refuses to remove the last active Global/Privileged Role Administrator.
 
         When converting every remaining standing holder of such a role would leave nobody, the
@@ -338,7 +328,7 @@ class ConvertCohort:
             holders = {
                 instance.principal_id
                 async for instance in sc.client.iter_assignment_schedule_instances(
-                    role_definition_id=role_id, assignment_type="Assigned"
+                    role_definition_id=role_id, assignment_type="Assigned", top=LARGE_PAGE
                 )
             }
             return None if holders - leaving else mine[-1].id
@@ -350,7 +340,7 @@ class ConvertCohort:
         self,
         sc: StepContext,
         step: ConvertCohortStep,
-        chunk: list[WorkItem],
+        chunk: list[OpenItem],
         duration: timedelta | None,
         last_holders: asyncio.Future[set[int]],
     ) -> None:
@@ -385,7 +375,7 @@ class ConvertCohort:
     async def _open(
         self,
         sc: StepContext,
-        items: list[WorkItem],
+        items: list[OpenItem],
         operation: Operation,
         prior: dict[str, Any],
         desired: dict[str, Any],
@@ -431,7 +421,7 @@ class ConvertCohort:
         self,
         sc: StepContext,
         step: ConvertCohortStep,
-        items: list[WorkItem],
+        items: list[OpenItem],
         duration: timedelta | None,
     ) -> dict[int, _Outcome]:
         expiration = (
@@ -455,13 +445,13 @@ class ConvertCohort:
         results: list[Outcome] = []
         outcomes: dict[int, _Outcome] = {}
 
-        def applied(item: WorkItem, outcome: dict[str, Any], request_id: str | None = None) -> None:
+        def applied(item: OpenItem, outcome: dict[str, Any], request_id: str | None = None) -> None:
             results.append(
                 Outcome(entries[item.id or 0].id, EntryStatus.applied, outcome, request_id)
             )
 
         def failed(
-            item: WorkItem, error: GraphError | str, outcome: dict[str, Any] | None = None
+            item: OpenItem, error: GraphError | str, outcome: dict[str, Any] | None = None
         ) -> None:
             results.append(
                 Outcome(entries[item.id or 0].id, EntryStatus.failed, outcome, None, error)
@@ -495,7 +485,7 @@ class ConvertCohort:
                 for i in to_send
             ]
             answers = await _send(sc, "eligibility", requests)
-            unknown: list[WorkItem] = []
+            unknown: list[OpenItem] = []
             for item, answer in zip(to_send, answers, strict=True):
                 if isinstance(answer, ScheduleRequest) and answer.is_success:
                     applied(
@@ -543,7 +533,7 @@ class ConvertCohort:
     # -- stage B: remove and confirm the Active assignment --------------------------------------
 
     async def _remove_active(
-        self, sc: StepContext, step: ConvertCohortStep, items: list[WorkItem]
+        self, sc: StepContext, step: ConvertCohortStep, items: list[OpenItem]
     ) -> dict[int, _Outcome]:
         entries = await self._open(
             sc,
@@ -612,7 +602,7 @@ class ConvertCohort:
         return outcomes
 
     async def _record(
-        self, sc: StepContext, items: Sequence[WorkItem], outcomes: dict[int, _Outcome]
+        self, sc: StepContext, items: Sequence[OpenItem], outcomes: dict[int, _Outcome]
     ) -> None:
         now = sc.engine.clock.now()
         rows: list[dict[str, Any]] = []
@@ -650,7 +640,7 @@ async def _send(
         return [exc for _ in requests]
 
 
-def _kept_active(item: WorkItem) -> _Outcome:
+def _kept_active(item: OpenItem) -> _Outcome:
     return _Outcome(
         item.id or 0,
         WorkItemState.kept_active,

@@ -1,5 +1,5 @@
 """Importing this module registers every step handler by kind."""
 
-from app.engine.steps import approvals, comms, convert, reviews, settings
+from app.engine.steps import approvals, comms, convert, notifications, reviews, settings
 
-HANDLER_MODULES = (approvals, comms, convert, reviews, settings)
+HANDLER_MODULES = (approvals, comms, convert, notifications, reviews, settings)

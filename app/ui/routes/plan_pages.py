@@ -10,12 +10,13 @@ from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
 from app.db.models import Plan, Tenant
+from app.engine.comms_recipients import comms_for, phase_recipients, render_comms
 from app.engine.jobs import JobProgress, JobRunner
 from app.engine.preview import preview_csv_from_json, preview_json, preview_plan
 from app.graph.errors import GraphError
 from app.problems import ConflictError, InvalidInputError, NotFoundError, UnavailableError
 from app.services import plans
-from app.services.comms_preview import render_phase_comms
+from app.services.comms_preview import CommsRecipient, find_recipient
 from app.services.context import AppContext
 from app.services.tokens import Caller
 from app.ui import flash, queries, views
@@ -244,27 +245,44 @@ def history(request: Request, plan_id: str, db: DatabaseDep, caller: RequireView
 
 
 @router.get("/plans/{plan_id}/comms", name="plan_comms")
-def comms(
+async def comms(
     request: Request,
     plan_id: str,
-    db: DatabaseDep,
     ctx: ContextDep,
+    runner: JobsDep,
     caller: RequireViewer,
     phase: Annotated[str | None, Query()] = None,
+    recipient: Annotated[str | None, Query(max_length=320)] = None,
 ) -> Response:
-    rendered = None
-    problem = None
-    with db.reading() as session:
-        plan_page = views.load_plan_page(session, plan_id, caller)
-        choices = plan_page.comms_phases
-        chosen = phase if phase in choices else (choices[0] if choices else None)
-        if chosen is not None:
-            try:
-                rendered = render_phase_comms(
-                    session, plan_id=plan_id, phase_key=chosen, public_url=ctx.settings.public_url
-                )
-            except InvalidInputError as exc:
-                problem = exc.detail
+    """A phase's comms: the overview page, or one recipient's own mail (the picker)."""
+    plan_page = await ctx.db.read(lambda session: views.load_plan_page(session, plan_id, caller))
+    choices = plan_page.comms_phases
+    chosen = phase if phase in choices else (choices[0] if choices else None)
+    rendered = problem = recipients_problem = None
+    recipients: list[CommsRecipient] = []
+    person: CommsRecipient | None = None
+    if chosen is not None:
+        try:
+            recipients = await phase_recipients(runner.ectx, plan_id=plan_id, phase_key=chosen)
+        except UnavailableError as exc:
+            recipients_problem = exc.detail
+        try:
+            if recipient:
+                person = find_recipient(recipients, recipient, phase_key=chosen)
+            rendered = await render_comms(
+                runner.ectx,
+                plan_id=plan_id,
+                phase_key=chosen,
+                public_url=ctx.settings.public_url,
+                recipient=person,
+            )
+        except (InvalidInputError, NotFoundError) as exc:
+            problem = recipients_problem if recipient and recipients_problem else exc.detail
+    frame_url = None
+    if rendered is not None and chosen is not None:
+        frame_url = str(
+            request.url_for("plan_comms_frame", plan_id=plan_id, phase_key=chosen).path
+        ) + ("?" + urlencode({"recipient": person.id}) if person else "")
     return render(
         request,
         "plans/comms.html",
@@ -273,6 +291,10 @@ def comms(
             "tab": "comms",
             "choices": choices,
             "phase": chosen,
+            "recipients": recipients,
+            "recipient": person,
+            "recipients_problem": recipients_problem,
+            "frame_url": frame_url,
             "rendered": rendered,
             "problem": problem,
         },
@@ -280,14 +302,22 @@ def comms(
 
 
 @router.get("/plans/{plan_id}/comms/{phase_key}/frame", name="plan_comms_frame")
-def comms_frame(
-    plan_id: str, phase_key: str, db: DatabaseDep, ctx: ContextDep, caller: RequireViewer
+async def comms_frame(
+    plan_id: str,
+    phase_key: str,
+    ctx: ContextDep,
+    runner: JobsDep,
+    caller: RequireViewer,
+    recipient: Annotated[str | None, Query(max_length=320)] = None,
 ) -> Response:
     """The mail's HTML alone, for the sandboxed preview frame."""
-    with db.reading() as session:
-        rendered = render_phase_comms(
-            session, plan_id=plan_id, phase_key=phase_key, public_url=ctx.settings.public_url
-        )
+    rendered, _ = await comms_for(
+        runner.ectx,
+        plan_id=plan_id,
+        phase_key=phase_key,
+        public_url=ctx.settings.public_url,
+        wanted=recipient or None,
+    )
     return Response(
         rendered.html,
         media_type="text/html; charset=utf-8",
