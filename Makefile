@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-fast lint bench bench-api install clean
+.PHONY: demo test test-fast lint bench bench-api bench-inventory install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +17,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/pim-rollout demo
 
+# Tests run in parallel processes (pytest-xdist); most wait on simulated Graph latency, so a
+# few more processes than cores keep both busy. TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 4
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not browser"
+	$(PYTEST) -m "not slow and not browser"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -34,6 +39,9 @@ bench: $(STAMP)
 
 bench-api: $(STAMP)
 	$(BIN)/python bench/api_load.py
+
+bench-inventory: $(STAMP)
+	$(BIN)/python bench/inventory.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -46,7 +46,6 @@ from app.simulator.clock import FakeClock
 from app.simulator.faults import SimLimits
 from app.simulator.seed import generate_tenant
 from app.simulator.state import SimState
-from tests.factories import PLANS_DIR
 
 SIM_URL = "http://sim.test/v1.0"
 REQUESTS = "/v1.0/roleManagement/directory/roleAssignmentScheduleRequests"
@@ -240,7 +239,7 @@ class MonitoringRig:
             plan_id = plans.create_plan(
                 session,
                 tenant_id=self.tenant_id,
-                plans_dir=PLANS_DIR,
+                plans_dir=None,
                 template=None,
                 spec_data=spec,
                 name=None,
@@ -412,7 +411,6 @@ async def monitoring_api(
 ) -> AsyncIterator[Api]:
     settings = Settings(
         database_url=database_url,
-        plans_dir=PLANS_DIR,
         secret_key_file=tmp_path / "unused.key",
         scheduler={"enabled": False},
     )

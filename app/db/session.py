@@ -16,6 +16,7 @@ processes (a CLI next to ``serve``) the short busy timeout applies and ``write``
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -160,6 +161,10 @@ class Database:
     def __init__(self, factory: SessionFactory, *, threads: int = 10) -> None:
         self.factory = factory
         self.threads = threads
+        self._generations = itertools.count(1)
+        self.generation = 0
+        """Moves on after every write unit of this process ends (committed or not), so a reader
+        can tell whether a read it joins began after the last write it might have to see."""
         self._limiters: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, anyio.CapacityLimiter
         ] = weakref.WeakKeyDictionary()
@@ -207,6 +212,8 @@ class Database:
                 session.connection()  # BEGIN (IMMEDIATE on SQLite) now, before the caller's work
                 yield session
         finally:
+            # itertools.count's next() is atomic, so concurrent writers each move it on.
+            self.generation = next(self._generations)
             if lock is not None:
                 lock.release()
 

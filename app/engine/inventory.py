@@ -8,9 +8,11 @@ PIM's endpoints miss direct assignments in some tenants (domain facts): schedule
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
+from typing import Any
 
 from sqlmodel import Session
 
@@ -18,13 +20,18 @@ from app.db.models import InventoryItem, InventorySnapshot, Tenant
 from app.db.repos.inventory import InventoryRepository
 from app.engine.context import EngineContext
 from app.engine.live import gather_bounded
-from app.graph.client import GraphClient
-from app.graph.errors import GraphError
+from app.graph.client import LARGE_PAGE, GraphClient
+from app.graph.errors import GraphCredentialError, GraphError
 from app.graph.models import DirectoryObject, RoleDefinition
 from app.logging import get_logger
+from app.services.tenants import credential_problem
 
 log = get_logger(__name__)
-CHUNK = 500
+ROLES_AT_ONCE = 6
+"""Roles read at once, each with its two sources: twelve streams keep the connections busy
+while bounding the pages held in memory (a page of 999 instances is a few MB once parsed)."""
+CHUNK = 1000
+"""Items per insert: each chunk is one short unit of work, so API readers are never held up."""
 
 
 class InventoryError(Exception):
@@ -69,10 +76,12 @@ async def take_inventory(
 
         if progress is not None:
             progress("inventory: roles read", 0, len(roles))
-        counts = await gather_bounded(roles, one_role, limit=8)
+        counts = await gather_bounded(roles, one_role, limit=ROLES_AT_ONCE)
     except GraphError as exc:
         error = f"{exc.code or exc.status}: {exc.message}"
         await ectx.db.write(partial(_finish, snapshot_id, "failed", ectx.clock.now(), error=error))
+        if isinstance(exc, GraphCredentialError):
+            raise credential_problem(tenant, exc) from None
         raise InventoryError(f"the inventory could not be read: {error}") from exc
     row = await ectx.db.write(
         partial(_finish, snapshot_id, "complete", ectx.clock.now(), items=sum(counts))
@@ -103,79 +112,113 @@ def _finish(
     return row
 
 
+class _ItemWriter:
+    """Rows of one role, inserted ``CHUNK`` at a time, each chunk its own short unit of work."""
+
+    def __init__(self, ectx: EngineContext) -> None:
+        self._db = ectx.db
+        self._pending: list[dict[str, Any]] = []
+        self.total = 0
+
+    async def add(self, row: dict[str, Any]) -> None:
+        self._pending.append(row)
+        if len(self._pending) >= CHUNK:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        rows, self._pending = self._pending, []
+        await self._db.write(lambda session: InventoryRepository(session).add_items(rows))
+        self.total += len(rows)
+
+
 async def _inventory_role(
     ectx: EngineContext, client: GraphClient, snapshot_id: int, role: RoleDefinition
 ) -> int:
+    """The role's items: its schedule instances, then what ``/roleAssignments`` adds.
+
+    Both sources are read at once; an assignment no instance has shown yet is kept aside (its
+    id) until the instances are all read, and written only if none showed its principal and
+    scope.
+    """
     name = role.display_name or role.id
     seen: set[tuple[str, str]] = set()
-    pending: list[InventoryItem] = []
-    total = 0
+    direct: dict[tuple[str, str], str] = {}
+    writer = _ItemWriter(ectx)
 
-    async def flush() -> None:
-        nonlocal total
-        if pending:
-            batch = list(pending)
-            pending.clear()
-            await ectx.db.write(lambda session: InventoryRepository(session).add_items(batch))
-            total += len(batch)
-
-    def item(
+    def row(
         principal_id: str,
         principal: DirectoryObject | None,
         scope: str,
         assignment_id: str,
         member_type: str,
         outside: bool,
-    ) -> InventoryItem:
-        return InventoryItem(
-            snapshot_id=snapshot_id,
-            role_definition_id=role.id,
-            role_name=name,
-            principal_id=principal_id,
-            principal_type=principal.principal_type if principal else "unknown",
-            principal_name=principal.display_name if principal else None,
-            principal_upn=principal.user_principal_name if principal else None,
-            directory_scope_id=scope,
-            assignment_id=assignment_id,
-            member_type=member_type,
-            created_outside_pim=outside,
-        )
+    ) -> dict[str, Any]:
+        return {
+            "snapshot_id": snapshot_id,
+            "role_definition_id": role.id,
+            "role_name": name,
+            "principal_id": principal_id,
+            "principal_type": principal.principal_type if principal else "unknown",
+            "principal_name": principal.display_name if principal else None,
+            "principal_upn": principal.user_principal_name if principal else None,
+            "directory_scope_id": scope,
+            "assignment_id": assignment_id,
+            "member_type": member_type,
+            "created_outside_pim": outside,
+        }
 
-    async for instance in client.iter_assignment_schedule_instances(
-        role_definition_id=role.id, expand_principal=True
-    ):
-        scope = instance.directory_scope_id or "/"
-        seen.add((instance.principal_id, scope))
-        if instance.is_activated or instance.end_date_time is not None:
-            continue
-        pending.append(
-            item(
-                instance.principal_id,
-                instance.principal,
-                scope,
-                instance.role_assignment_origin_id or instance.id,
-                instance.member_type or "Direct",
-                instance.start_date_time is None,
+    async def instances() -> None:
+        async for instance in client.iter_assignment_schedule_instances(
+            role_definition_id=role.id, expand_principal=True, top=LARGE_PAGE
+        ):
+            scope = instance.directory_scope_id or "/"
+            seen.add((instance.principal_id, scope))
+            if instance.is_activated or instance.end_date_time is not None:
+                continue
+            await writer.add(
+                row(
+                    instance.principal_id,
+                    instance.principal,
+                    scope,
+                    instance.role_assignment_origin_id or instance.id,
+                    instance.member_type or "Direct",
+                    instance.start_date_time is None,
+                )
             )
-        )
-        if len(pending) >= CHUNK:
-            await flush()
-    async for assignment in client.iter_role_assignments(
-        role_definition_id=role.id, expand_principal=True
-    ):
-        scope = assignment.directory_scope_id or "/"
-        if (assignment.principal_id, scope) in seen:
-            continue
-        seen.add((assignment.principal_id, scope))
-        pending.append(
-            item(
-                assignment.principal_id, assignment.principal, scope, assignment.id, "Direct", True
+
+    async def assignments() -> None:
+        # Without the principal: almost every one is an instance too. The few that are not
+        # have their principals looked up afterwards.
+        async for assignment in client.iter_role_assignments(
+            role_definition_id=role.id, top=LARGE_PAGE
+        ):
+            key = (assignment.principal_id, assignment.directory_scope_id or "/")
+            if key not in seen:
+                direct.setdefault(key, assignment.id)
+
+    reads = [asyncio.ensure_future(instances()), asyncio.ensure_future(assignments())]
+    try:
+        await asyncio.gather(*reads)
+    finally:
+        for task in reads:
+            task.cancel()
+        await asyncio.gather(*reads, return_exceptions=True)
+    missing = {key: assignment_id for key, assignment_id in direct.items() if key not in seen}
+    direct.clear()
+    if missing:
+        principals = {
+            found.id: found
+            for found in await client.get_directory_objects(
+                sorted({principal_id for principal_id, _ in missing})
             )
-        )
-        if len(pending) >= CHUNK:
-            await flush()
-    await flush()
-    return total
+        }
+        for (principal_id, scope), assignment_id in missing.items():
+            principal = principals.get(principal_id)
+            await writer.add(row(principal_id, principal, scope, assignment_id, "Direct", True))
+    await writer.flush()
+    return writer.total
 
 
 def snapshot_document(

@@ -19,10 +19,13 @@ from app.db.repos.leases import LeaseRepository
 from app.db.repos.monitoring import MonitoringRepository
 from app.db.repos.plans import PlanRepository
 from app.domain.machine import PlanState
-from app.engine.context import EngineContext
+from app.engine.context import EngineContext, Lease, release, renewed
+from app.graph.errors import GraphCredentialError
 from app.logging import get_logger
+from app.problems import TenantCredentialError
 from app.services.monitoring.collect import CollectionError, CollectionResult, collect_tenant
 from app.services.monitoring.reports import CollectionStatus, collection_status
+from app.services.tenants import credential_problem
 from app.settings import MonitoringSettings
 
 log = get_logger(__name__)
@@ -35,9 +38,6 @@ MONITORED_PLAN_STATES = (
     PlanState.failed.value,
 )
 """A tenant is monitored once one of its plans has started, until it is rolled back."""
-LEASE_TTL = timedelta(minutes=15)
-"""Longer than any collection (the audit log is read at 5 requests per 10 s), so a second
-worker never collects the same tenant at the same time."""
 
 
 def _lease_name(tenant_id: str) -> str:
@@ -49,42 +49,46 @@ async def collect_now(
 ) -> CollectionResult | None:
     """Collect the tenant's activity now; None when another worker is collecting it.
 
-    Raises :class:`CollectionError` when Graph fails (recorded on the cursors).
+    Raises :class:`CollectionError` when Graph fails (recorded on the cursors), and
+    :class:`~app.problems.TenantCredentialError` when the tenant's credential gets no token.
     """
     name = _lease_name(tenant.id)
     claimed_at = ectx.clock.now()
     token = await ectx.db.write(
         lambda session: LeaseRepository(session).claim(
-            name, holder=ectx.worker_id, now=claimed_at, ttl=LEASE_TTL
+            name, holder=ectx.worker_id, now=claimed_at, ttl=ectx.lease_ttl
         )
     )
     if token is None:
         metrics.record_collection("skipped")
         return None
+    lease = Lease(name, ectx.worker_id, token)
     try:
-        with structlog.contextvars.bound_contextvars(tenant_id=tenant.id):
-            client = await ectx.client_for(tenant)
-            try:
-                result = await collect_tenant(
-                    db=ectx.db,
-                    client=client,
-                    tenant_id=tenant.id,
-                    now=ectx.clock.now(),
-                    settings=settings,
-                )
-            except CollectionError as exc:
-                metrics.record_collection("failed")
-                log.warning("monitoring.collection_failed", error=str(exc))
-                raise
+        async with renewed(ectx, lease):
+            with structlog.contextvars.bound_contextvars(tenant_id=tenant.id):
+                try:
+                    client = await ectx.client_for(tenant)
+                    result = await collect_tenant(
+                        db=ectx.db,
+                        client=client,
+                        tenant_id=tenant.id,
+                        now=ectx.clock.now(),
+                        settings=settings,
+                    )
+                except CollectionError as exc:
+                    metrics.record_collection("failed")
+                    log.warning("monitoring.collection_failed", error=str(exc))
+                    if isinstance(exc.__cause__, GraphCredentialError):
+                        raise credential_problem(tenant, exc.__cause__) from None
+                    raise
+                except TenantCredentialError as exc:
+                    metrics.record_collection("failed")
+                    log.warning("monitoring.collection_failed", error=exc.detail)
+                    raise
         metrics.record_collection("ok")
         return result
     finally:
-        released_at = ectx.clock.now()
-        await ectx.db.write(
-            lambda session: LeaseRepository(session).release(
-                name, holder=ectx.worker_id, token=token, now=released_at
-            )
-        )
+        await release(ectx, lease)
 
 
 def _monitored(session: Session) -> list[Tenant]:
@@ -117,8 +121,8 @@ async def collect_due(ectx: EngineContext, settings: MonitoringSettings) -> None
             continue
         try:
             await collect_now(ectx, tenant, settings)
-        except CollectionError:
-            continue  # recorded on the cursor and logged; the next run tries again
+        except (CollectionError, TenantCredentialError):
+            continue  # recorded on the cursor, or the credential's refusal, and logged
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,8 @@ async def ensure_fresh(
         result = await collect_now(ectx, tenant, settings)
     except CollectionError as exc:
         return Freshness(False, f"monitoring data could not be collected ({exc})")
+    except TenantCredentialError as exc:
+        return Freshness(False, f"monitoring data could not be collected: {exc.detail}")
     if result is not None:
         return Freshness(True)
     if (await status()).stale:

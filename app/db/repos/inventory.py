@@ -1,11 +1,14 @@
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlalchemy import func, insert
+from sqlmodel import Session, SQLModel, col, select
 
 from app.db.models import InventoryItem, InventorySnapshot
+
+_ITEM_TABLE = SQLModel.metadata.tables[InventoryItem.__tablename__]
 
 
 class InventoryRepository:
@@ -17,9 +20,11 @@ class InventoryRepository:
         self.session.flush()
         return snapshot
 
-    def add_items(self, items: Sequence[InventoryItem]) -> None:
-        self.session.add_all(items)
-        self.session.flush()
+    def add_items(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert many items at once (one executemany, no ORM objects): each row maps every
+        column of :class:`InventoryItem` but ``id`` to its value."""
+        if rows:
+            self.session.execute(insert(_ITEM_TABLE), list(rows))
 
     def get(self, snapshot_id: int) -> InventorySnapshot | None:
         return self.session.get(InventorySnapshot, snapshot_id)

@@ -127,12 +127,23 @@ class MonitoringRepository:
 
     # -- standing assignments ----------------------------------------------------------------
 
-    def standing_by_assignment(self, tenant_id: str) -> dict[str, StandingAssignmentRecord]:
-        """Every standing assignment ever seen for the tenant (present and gone), by id."""
+    def standing_by_assignment(
+        self, tenant_id: str, *, principal_ids: Sequence[str] | None = None
+    ) -> dict[str, StandingAssignmentRecord]:
+        """Every standing assignment ever seen for the tenant (present and gone), by id; only
+        those of ``principal_ids`` when given."""
         statement = select(StandingAssignmentRecord).where(
             StandingAssignmentRecord.tenant_id == tenant_id
         )
-        return {row.assignment_id: row for row in self.session.exec(statement).all()}
+        if principal_ids is None:
+            return {row.assignment_id: row for row in self.session.exec(statement).all()}
+        found: dict[str, StandingAssignmentRecord] = {}
+        for chunk in _chunks(sorted(set(principal_ids))):
+            rows = self.session.exec(
+                statement.where(col(StandingAssignmentRecord.principal_id).in_(chunk))
+            ).all()
+            found.update((row.assignment_id, row) for row in rows)
+        return found
 
     def standing_present(
         self, tenant_id: str, *, role_ids: Sequence[str] | None = None

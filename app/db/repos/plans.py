@@ -79,7 +79,8 @@ class PlanRepository:
         statement = (
             select(Transition)
             .where(Transition.plan_id == plan_id)
-            .order_by(col(Transition.version))
+            # A note (a refused preflight) keeps the plan's version: the id orders those.
+            .order_by(col(Transition.version), col(Transition.id))
         )
         return self.session.exec(statement).all()
 

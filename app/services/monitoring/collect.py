@@ -1,24 +1,34 @@
 """Collect a tenant's PIM activity, storing only what is new since the last run.
 
-Three sources, each committed with its cursor so a failure in one keeps the others' progress:
+Three sources, each committed with its cursor so a failure in one keeps the others' progress.
+The audit log is read first: it is the change feed. Graph offers no delta query on PIM's
+requests or schedules, and no date filter on requests (reference §11.2), but every change to
+them is an audit record naming its principal, and both lists filter on ``principalId``. So a
+collection reads requests and standing assignments *in full* only on a tenant's first run, after
+a run that failed, every ``full_read_seconds``, or when the new audit records name more than
+``incremental_max_principals`` principals; otherwise it reads just those principals' (none at
+all when nothing changed).
 
-* **requests**: self-service assignment requests (``selfActivate``, ``selfDeactivate``). Graph
-  offers no date filter on them (reference §11.2), so the list is read and only requests not
-  stored yet, or whose status or window changed (an approval decided), are written. The cursor
+* **requests**: self-service assignment requests (``selfActivate``, ``selfDeactivate``); only
+  requests not stored yet, or whose status or window changed (an approval decided), are
+  written. The cursor
   keeps the newest ``createdDateTime`` stored. Graph purges requests after ~45 days; ours stay.
 * **audits**: directory audit records of category RoleManagement since the cursor (minus an
   overlap, because audit records arrive late), deduplicated by id. Paced by the client at the
   reports throttle (5 requests / 10 s).
 * **assignments**: the permanent Active assignments (state, not events): new ones are stored
-  with the time first seen, vanished ones get ``gone_at``.
+  with the time first seen, vanished ones get ``gone_at``. The cursor's ``position`` is when
+  they were last read in full.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import TypeVar
 
 from sqlmodel import Session
 
@@ -26,11 +36,12 @@ from app.db.models import MonitoringCursor, StandingAssignmentRecord
 from app.db.repos.monitoring import MonitoringRepository
 from app.db.session import Database
 from app.domain.rules import EXPIRATION_END_USER
-from app.graph.client import GraphClient
+from app.graph.client import LARGE_PAGE, GraphClient
 from app.graph.errors import GraphBadRequestError, GraphError, GraphNotFoundError
 from app.graph.models import (
     DirectoryAudit,
     ExpirationRule,
+    RoleAssignmentScheduleInstance,
     ScheduleRequest,
     ScheduleRequestAction,
 )
@@ -51,6 +62,8 @@ REQUESTS = "requests"
 AUDITS = "audits"
 ASSIGNMENTS = "assignments"
 SOURCES = (REQUESTS, AUDITS, ASSIGNMENTS)
+PRINCIPALS_AT_ONCE = 4
+T = TypeVar("T")
 
 
 class CollectionError(Exception):
@@ -61,6 +74,7 @@ class CollectionError(Exception):
 class CollectionResult:
     tenant_id: str
     at: datetime
+    incremental: bool = False
     requests_new: int = 0
     requests_updated: int = 0
     audits_new: int = 0
@@ -103,8 +117,36 @@ class TenantCollector:
 
     # -- requests ----------------------------------------------------------------------------
 
-    async def requests(self) -> tuple[int, int]:
-        listed = [r async for r in self.client.iter_assignment_requests() if is_collected(r)]
+    async def _for_principals(
+        self, principals: set[str], read: Callable[[str], Awaitable[list[T]]]
+    ) -> list[T]:
+        gate = asyncio.Semaphore(PRINCIPALS_AT_ONCE)
+
+        async def one(principal_id: str) -> list[T]:
+            async with gate:
+                return await read(principal_id)
+
+        found = await asyncio.gather(*(one(p) for p in sorted(principals)))
+        return [item for items in found for item in items]
+
+    async def requests(self, principals: set[str] | None = None) -> tuple[int, int]:
+        """All requests (``principals`` None), or only those of ``principals``."""
+        if principals is None:
+            listed = [
+                r
+                async for r in self.client.iter_assignment_requests(top=LARGE_PAGE)
+                if is_collected(r)
+            ]
+        else:
+
+            async def of(principal_id: str) -> list[ScheduleRequest]:
+                return [
+                    r
+                    async for r in self.client.iter_assignment_requests(principal_id=principal_id)
+                    if is_collected(r)
+                ]
+
+            listed = await self._for_principals(principals, of)
 
         def unknown(session: Session) -> tuple[list[ScheduleRequest], set[str], dict[str, str]]:
             repo = MonitoringRepository(session)
@@ -201,7 +243,9 @@ class TenantCollector:
 
     # -- audit records -----------------------------------------------------------------------
 
-    async def audits(self) -> int:
+    async def audits(self) -> tuple[int, set[str] | None]:
+        """New audit records stored, and the principals they name (None: one names none, so
+        what changed can't be told from them)."""
         cursor = await self.db.read(
             lambda session: MonitoringRepository(session).get_cursor(self.tenant_id, AUDITS)
         )
@@ -217,8 +261,9 @@ class TenantCollector:
         position: datetime | None,
         since: datetime,
         session: Session,
-    ) -> int:
+    ) -> tuple[int, set[str] | None]:
         added = 0
+        touched: set[str] | None = set()
         repo = MonitoringRepository(session)
         existing = repo.existing_audit_ids(self.tenant_id, [r.id for r in records])
         newest = position
@@ -229,13 +274,17 @@ class TenantCollector:
             existing.add(row.audit_id)
             repo.add(row)
             added += 1
+            if row.principal_id is None:
+                touched = None
+            elif touched is not None:
+                touched.add(row.principal_id)
             newest = max(newest or row.activity_at, row.activity_at)
         cursor_row = repo.cursor_for_update(self.tenant_id, AUDITS)
         cursor_row.position = newest
         cursor_row.covers_from = cursor_row.covers_from or since
         cursor_row.stored += added
         _mark_run(cursor_row, now=self.now, error=None)
-        return added
+        return added, touched
 
     async def _read_audits(self, since: datetime) -> list[DirectoryAudit]:
         """``category`` is not a documented filter (reference §11.1): if Graph refuses it, read
@@ -257,11 +306,29 @@ class TenantCollector:
 
     # -- standing assignments ----------------------------------------------------------------
 
-    async def assignments(self) -> tuple[int, int]:
+    async def assignments(self, principals: set[str] | None = None) -> tuple[int, int]:
+        """All permanent Active assignments (``principals`` None), or only those of
+        ``principals``: then only their stored assignments can be found gone."""
+        if principals is None:
+            instances = [
+                i
+                async for i in self.client.iter_assignment_schedule_instances(
+                    assignment_type="Assigned", expand_principal=True, top=LARGE_PAGE
+                )
+            ]
+        else:
+
+            async def of(principal_id: str) -> list[RoleAssignmentScheduleInstance]:
+                return [
+                    i
+                    async for i in self.client.iter_assignment_schedule_instances(
+                        principal_id=principal_id, assignment_type="Assigned", expand_principal=True
+                    )
+                ]
+
+            instances = await self._for_principals(principals, of)
         seen: dict[str, StandingAssignmentRecord] = {}
-        async for instance in self.client.iter_assignment_schedule_instances(
-            assignment_type="Assigned", expand_principal=True
-        ):
+        for instance in instances:
             if not instance.is_permanent or not (
                 instance.is_direct or instance.member_type is None
             ):
@@ -284,14 +351,19 @@ class TenantCollector:
                 first_seen_at=self.now,
                 last_seen_at=self.now,
             )
-        return await self.db.write(partial(self._store_assignments, seen))
+        return await self.db.write(partial(self._store_assignments, seen, principals))
 
     def _store_assignments(
-        self, seen: dict[str, StandingAssignmentRecord], session: Session
+        self,
+        seen: dict[str, StandingAssignmentRecord],
+        principals: set[str] | None,
+        session: Session,
     ) -> tuple[int, int]:
         added = gone = 0
         repo = MonitoringRepository(session)
-        known = repo.standing_by_assignment(self.tenant_id)
+        known = repo.standing_by_assignment(
+            self.tenant_id, principal_ids=None if principals is None else sorted(principals)
+        )
         for assignment_id, fresh in seen.items():
             row = known.get(assignment_id)
             if row is None:
@@ -312,7 +384,8 @@ class TenantCollector:
                 session.add(row)
                 gone += 1
         cursor = repo.cursor_for_update(self.tenant_id, ASSIGNMENTS)
-        cursor.position = self.now
+        if principals is None:
+            cursor.position = self.now
         cursor.covers_from = cursor.covers_from or self.now
         cursor.stored += added
         _mark_run(cursor, now=self.now, error=None)
@@ -336,13 +409,15 @@ async def collect_tenant(
         now=now,
         settings=settings,
     )
-    source = REQUESTS
+    cursors = await db.read(lambda session: MonitoringRepository(session).list_cursors(tenant_id))
+    source = AUDITS
     try:
-        requests_new, requests_updated = await collector.requests()
-        source = AUDITS
-        audits_new = await collector.audits()
+        audits_new, touched = await collector.audits()
+        principals = _incremental_principals(cursors, touched, now=now, settings=settings)
+        source = REQUESTS
+        requests_new, requests_updated = await collector.requests(principals)
         source = ASSIGNMENTS
-        assignments_new, assignments_gone = await collector.assignments()
+        assignments_new, assignments_gone = await collector.assignments(principals)
     except GraphError as exc:
         error = f"{source}: {exc.code or exc.status}: {exc.message}"
         await db.write(
@@ -352,6 +427,7 @@ async def collect_tenant(
     result = CollectionResult(
         tenant_id=tenant_id,
         at=now,
+        incremental=principals is not None,
         requests_new=requests_new,
         requests_updated=requests_updated,
         audits_new=audits_new,
@@ -361,6 +437,7 @@ async def collect_tenant(
     log.info(
         "monitoring.collected",
         tenant_id=tenant_id,
+        incremental=result.incremental,
         requests_new=requests_new,
         requests_updated=requests_updated,
         audits_new=audits_new,
@@ -368,6 +445,34 @@ async def collect_tenant(
         assignments_gone=assignments_gone,
     )
     return result
+
+
+def _incremental_principals(
+    cursors: Sequence[MonitoringCursor],
+    touched: set[str] | None,
+    *,
+    now: datetime,
+    settings: MonitoringSettings,
+) -> set[str] | None:
+    """Whose requests and assignments this run reads: the principals the new audit records name,
+    or None for everything. ``cursors`` are as the run found them (before the audits)."""
+    by_source = {c.source: c for c in cursors}
+    audits, requests, assignments = (by_source.get(s) for s in (AUDITS, REQUESTS, ASSIGNMENTS))
+    if touched is None or len(touched) > settings.incremental_max_principals:
+        return None
+    if audits is None or requests is None or assignments is None:
+        return None  # the tenant's first collection
+    if any(c.last_error is not None or c.last_success_at is None for c in (requests, assignments)):
+        return None  # the last run failed somewhere: what it missed is not known
+    audited = aware(audits.last_success_at)
+    if audited is None or any(
+        (aware(c.last_success_at) or audited) < audited for c in (requests, assignments)
+    ):
+        return None  # audit records were stored without the reads they called for
+    full = aware(assignments.position)
+    if full is None or now - full >= timedelta(seconds=settings.full_read_seconds):
+        return None
+    return touched
 
 
 def last_success(cursors: Sequence[MonitoringCursor]) -> datetime | None:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
-from app.db.models import MonitoringCursor, PimAuditRecord, PimRequestRecord
+from app.db.models import (
+    MonitoringCursor,
+    PimAuditRecord,
+    PimRequestRecord,
+    StandingAssignmentRecord,
+)
 from app.domain.roles import APPLICATION_ADMINISTRATOR, USER_ADMINISTRATOR
 from app.services.monitoring.collect import CollectionError
 from app.services.monitoring.reports import collection_status
@@ -17,6 +23,13 @@ from tests.monitoring_rig import MonitoringRig, cast_of, day
 def _requests(rig: MonitoringRig) -> list[PimRequestRecord]:
     with rig.session_factory() as session:
         return list(session.exec(select(PimRequestRecord)).all())
+
+
+async def _graph_requests(rig: MonitoringRig) -> Counter[str]:
+    stats = await rig.sim("GET", "/_sim/requests")
+    return Counter(
+        {f"{r['method']} /{r['route']}": r["count"] for r in stats["by_route"] if r["count"]}
+    )
 
 
 def _cursors(rig: MonitoringRig) -> dict[str, MonitoringCursor]:
@@ -97,15 +110,90 @@ class TestIncrementalCollection:
         with rig.session_factory() as session:
             assert len(session.exec(select(PimAuditRecord)).all()) == before
 
+    async def test_nothing_changed_reads_only_the_audit_log(self, rig: MonitoringRig) -> None:
+        rig.at(day(1))
+        first = await rig.collect()
+        assert not first.incremental
+        assert first.assignments_new > 10
+        before = await _graph_requests(rig)
+        rig.at(day(1, 9, 5))
+        again = await rig.collect()
+        assert again.incremental
+        assert (again.requests_new, again.assignments_new, again.assignments_gone) == (0, 0, 0)
+        assert await _graph_requests(rig) - before == {"GET /auditLogs/directoryAudits": 1}
+
+    async def test_changes_are_read_for_the_principals_the_audit_log_names(
+        self, rig: MonitoringRig
+    ) -> None:
+        cast = cast_of(rig)
+        rig.at(day(1))
+        await rig.collect()
+        state = await rig.sim("GET", "/_sim/state")
+        holder = next(
+            a
+            for a in state["active_assignments"]
+            if a["principal_type"] == "user"
+            and a["principal_id"] not in rig.sim_state.profile.break_glass_ids
+            and a["role_definition_id"] == USER_ADMINISTRATOR
+        )
+        rig.at(day(1, 10))
+        await rig.assign_outside_pim(cast.helpdesk, USER_ADMINISTRATOR)
+        await rig.remove_active(holder["principal_id"], USER_ADMINISTRATOR)
+        await rig.activate(cast.app_admin, APPLICATION_ADMINISTRATOR, hours=1, justification="x")
+        before = await _graph_requests(rig)
+        rig.at(day(1, 10, 5))
+        result = await rig.collect()
+        assert result.incremental
+        assert (result.assignments_new, result.assignments_gone) == (1, 1)
+        assert result.requests_new == 1
+        read = await _graph_requests(rig) - before
+        instances = "GET /roleManagement/directory/roleAssignmentScheduleInstances"
+        assert read[instances] == 3  # one principal each, filtered by principalId
+        with rig.session_factory() as session:
+            gone = session.exec(
+                select(StandingAssignmentRecord).where(
+                    col(StandingAssignmentRecord.gone_at).is_not(None)
+                )
+            ).all()
+        assert [(g.principal_id, g.role_definition_id) for g in gone] == [
+            (holder["principal_id"], USER_ADMINISTRATOR)
+        ]
+
+    async def test_everything_is_read_again_after_full_read_seconds(
+        self, rig: MonitoringRig
+    ) -> None:
+        rig.at(day(1))
+        await rig.collect()
+        rig.at(day(1) + timedelta(seconds=rig.settings.full_read_seconds))
+        assert not (await rig.collect()).incremental
+
+    async def test_after_a_failed_run_everything_is_read_again(self, rig: MonitoringRig) -> None:
+        cast = cast_of(rig)
+        rig.at(day(1))
+        await rig.collect()
+        rig.at(day(1, 9, 30))
+        await rig.activate(cast.app_admin, APPLICATION_ADMINISTRATOR, hours=1, justification="x")
+        granted = await rig.sim("GET", "/_sim/permissions")
+        audit_only = ["AuditLog.Read.All", "Directory.Read.All"]
+        await rig.sim("PUT", "/_sim/permissions", json={"granted": audit_only})
+        rig.at(day(1, 10))
+        with pytest.raises(CollectionError, match="requests: "):
+            await rig.collect()
+        await rig.sim("PUT", "/_sim/permissions", json=granted)
+        rig.at(day(1, 11))
+        assert not (await rig.collect()).incremental
+        rig.at(day(1, 12))
+        assert (await rig.collect()).incremental
+
     async def test_graph_failure_is_recorded_on_the_cursor(self, rig: MonitoringRig) -> None:
         await rig.sim("PUT", "/_sim/permissions", json={"granted": []})
         rig.at(day(1))
-        with pytest.raises(CollectionError, match="requests: "):
+        with pytest.raises(CollectionError, match="audits: "):
             await rig.collect()
         cursors = _cursors(rig)
-        assert cursors["requests"].last_error is not None
-        assert cursors["requests"].last_error.startswith("requests: ")
-        assert cursors["requests"].last_success_at is None
+        assert cursors["audits"].last_error is not None
+        assert cursors["audits"].last_error.startswith("audits: ")
+        assert cursors["audits"].last_success_at is None
         with rig.session_factory() as session:
             status = collection_status(
                 session, rig.tenant_id, now=rig.clock.now(), max_age=timedelta(minutes=10)
