@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING
 
 import anyio.to_thread
 from fastapi import FastAPI
+from starlette.routing import Mount
 
-from app.api.middleware import RequestContextMiddleware
+from app.api.middleware import RefuseNulCharacters, RequestContextMiddleware
+from app.api.problem_docs import describe_problems
 from app.api.routes import (
     comms,
     health,
@@ -35,6 +37,19 @@ from app.ui.app import mount_ui
 if TYPE_CHECKING:
     from app.engine.gates import GateEvaluator
     from app.graph.factory import GraphClientFactory
+
+
+def prepare_routes(app: FastAPI) -> None:
+    """Build every route's validation and response schemas now, before any event loop runs.
+
+    FastAPI builds them at a route's first match otherwise: pydantic schema generation, on the
+    loop, in the middle of the first requests (hundreds of milliseconds under load).
+    Generating the OpenAPI description builds them all, for the mounted UI app too.
+    """
+    app.openapi()
+    for route in app.routes:
+        if isinstance(route, Mount) and isinstance(route.app, FastAPI):
+            route.app.openapi()
 
 
 def build_context(
@@ -86,11 +101,12 @@ def create_app(
 
             watchdog = LoopWatchdog.start(threshold_s=settings.loop_watchdog_ms / 1000)
         scheduler = None
+        engine = EngineContext.from_app(ctx)
         if settings.scheduler.enabled:
             from app.engine.scheduler import start_scheduler
 
             scheduler = start_scheduler(
-                EngineContext.from_app(ctx),
+                engine,
                 gates,
                 seconds=settings.scheduler.tick_seconds,
                 monitoring=settings.monitoring,
@@ -100,6 +116,7 @@ def create_app(
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
+                await engine.shutdown.drain(settings.scheduler.shutdown_grace_seconds)
             await app.state.jobs.aclose()
             await ctx.graph_factory.aclose_all()
             if watchdog is not None:
@@ -126,8 +143,11 @@ def create_app(
         metrics.router,
     ):
         app.include_router(router)
-    app.add_middleware(RequestContextMiddleware)
+    describe_problems(app)
+    app.add_middleware(RefuseNulCharacters)
+    app.add_middleware(RequestContextMiddleware)  # the outer one: it logs the refusals too
     mount_ui(app, ctx)
+    prepare_routes(app)
     return app
 
 

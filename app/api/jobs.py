@@ -64,7 +64,7 @@ JOB_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_jobs(request: Request) -> JobRunner:
+async def get_jobs(request: Request) -> JobRunner:
     runner: JobRunner = request.app.state.jobs
     return runner
 

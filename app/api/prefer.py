@@ -38,7 +38,7 @@ def wait_preference(header: str | None) -> WaitPreference:
         if name == "respond-async":
             return WaitPreference(0.0, "respond-async")
         if name == "wait":
-            if not value.isdigit():
+            if not (value.isascii() and value.isdigit()):  # not "²" or "٣", which isdigit()
                 raise BadRequestError(
                     f"Prefer: wait={value!r} is not a whole number of seconds "
                     "(for example Prefer: wait=30)"

@@ -8,8 +8,10 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.params import MAX_ID
 from app.db.models import ApiToken, Tenant, Transition
 from app.domain.tenant import (
+    MAX_URL_LENGTH,
     AutomationSettings,
     Binding,
     BindingName,
@@ -18,11 +20,12 @@ from app.domain.tenant import (
     TenantAuth,
     TenantSpec,
 )
+from app.engine.credentials import CredentialCheck
 from app.services.plans import PlanView
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 TenantCreate = TenantSpec
@@ -32,7 +35,7 @@ class TenantUpdate(_Body):
     """Fields to change; omitted fields keep their value. ``auth`` replaces the whole block."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    graph_base_url: str | None = None
+    graph_base_url: str | None = Field(default=None, max_length=MAX_URL_LENGTH)
     auth: TenantAuth | None = None
     break_glass_ids: list[UUID] | None = None
     bindings: dict[BindingName, Binding] | None = None
@@ -84,6 +87,37 @@ class TenantRead(BaseModel):
         )
 
 
+class CredentialCheckRead(BaseModel):
+    """What ``POST /api/v1/tenants/{id}/check`` found: 200 whether or not the credential works."""
+
+    ok: bool = Field(description="a token was issued and Graph answered one read with it")
+    credential_kind: str = Field(examples=["client_secret"])
+    cloud: str = Field(
+        description="global, usgov, usgov_dod or china; simulated for a local tenant",
+        examples=["global"],
+    )
+    graph_base_url: str = Field(examples=["https://graph.microsoft.com/v1.0"])
+    detail: str = Field(description="what happened and, when it failed, what to fix")
+    checked_at: datetime
+    problem: dict[str, Any] | None = Field(
+        default=None,
+        description="when the credential got no token: the problem (424) the tenant's other "
+        "requests answer with",
+    )
+
+    @classmethod
+    def from_check(cls, check: CredentialCheck) -> CredentialCheckRead:
+        return cls(
+            ok=check.ok,
+            credential_kind=check.credential_kind,
+            cloud=check.cloud,
+            graph_base_url=check.graph_base_url,
+            detail=check.detail,
+            checked_at=check.checked_at,
+            problem=check.problem,
+        )
+
+
 class PlanCreate(_Body):
     tenant_id: str = Field(min_length=1, max_length=36)
     template: str | None = Field(default=None, min_length=1, max_length=200)
@@ -96,7 +130,7 @@ class PlanCreate(_Body):
 
 class PlanAction(_Body):
     reason: str | None = Field(default=None, max_length=2000)
-    expected_version: int | None = Field(default=None, ge=1)
+    expected_version: int | None = Field(default=None, ge=1, le=MAX_ID)
     phase: str | None = Field(
         default=None, max_length=63, description="advance/rollback: which phase"
     )

@@ -2,12 +2,13 @@
 
 No dependency opens a transaction: each handler runs its own units of work on the ``Database``
 (``db.reading()``/``db.writing()`` in a sync handler, ``await db.read``/``db.write`` in an
-async one), so a request's writes commit inside its handler.
+async one), so a request's writes commit inside its handler. Dependencies that only read app
+state are async, so they cost no worker-thread trip.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -21,7 +22,7 @@ from app.ui import auth, csrf
 from app.ui.errors import LoginRequiredError
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
 
@@ -29,7 +30,7 @@ def get_context(request: Request) -> AppContext:
 ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
-def get_database(ctx: ContextDep) -> Database:
+async def get_database(ctx: ContextDep) -> Database:
     return ctx.db
 
 
@@ -46,8 +47,8 @@ def current_caller(request: Request, ctx: ContextDep) -> Caller:
     return caller
 
 
-def _require(minimum: Role) -> Callable[[Caller], Caller]:
-    def dependency(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+def _require(minimum: Role) -> Callable[[Caller], Awaitable[Caller]]:
+    async def dependency(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
         if not caller.role.at_least(minimum):
             raise ForbiddenError(
                 f"This needs the {minimum.value} role; you are signed in as {caller.name} "

@@ -20,7 +20,7 @@ from app.services.tokens import create_token
 from app.settings import Settings
 from app.simulator.app import create_simulator_app
 from app.simulator.seed import generate_tenant
-from tests.factories import PLANS_DIR, FakeClock
+from tests.factories import FakeClock
 
 
 @pytest.fixture
@@ -32,7 +32,6 @@ def clock() -> FakeClock:
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(
         database_url=database_url,
-        plans_dir=PLANS_DIR,
         secret_key_file=tmp_path / "unused.key",
         scheduler={"enabled": False},
         graph={"request_timeout_seconds": 5, "total_deadline_seconds": 10},

@@ -17,7 +17,13 @@ from app.db.models import ApiToken
 from app.db.repos.tokens import TokenRepository
 from app.db.session import DatabaseBusyError, unit_of_work
 from app.services.context import AppContext
-from app.services.tokens import revoke_token
+from app.services.tokens import (
+    VERIFIED_FOR_SECONDS,
+    Caller,
+    Role,
+    VerifiedTokens,
+    revoke_token,
+)
 from tests.factories import FakeClock, tenant_body
 
 
@@ -224,3 +230,73 @@ class TestLastUsed:
         monkeypatch.setattr(ctx.db, "writing", busy)
         assert client.get("/api/v1/tenants", headers=tokens["viewer"]).status_code == 200
         assert _token(ctx, "viewer-bot").last_used_at is None
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TestVerifiedTokens:
+    """A token verified moments ago costs no database trip; revocation still takes hold."""
+
+    @pytest.fixture
+    def monotonic(self, ctx: AppContext) -> FakeMonotonic:
+        fake = FakeMonotonic()
+        ctx.verified_tokens = VerifiedTokens(monotonic=fake)
+        return fake
+
+    def test_a_token_verified_moments_ago_is_not_read_again(
+        self, client: TestClient, tokens: Tokens, monotonic: FakeMonotonic, spy: DbSpy
+    ) -> None:
+        spy.reset()
+        assert client.get("/api/v1/tenants", headers=tokens["viewer"]).status_code == 200
+        first = spy.reading
+        assert client.get("/api/v1/tenants", headers=tokens["viewer"]).status_code == 200
+        assert spy.reading - first == first - 1, "the second request read only what it returns"
+
+        monotonic.now += VERIFIED_FOR_SECONDS
+        spy.reset()
+        assert client.get("/api/v1/tenants", headers=tokens["viewer"]).status_code == 200
+        assert spy.reading == first, "after a few seconds the token is read again"
+
+    def test_a_token_revoked_elsewhere_is_refused_within_seconds(
+        self,
+        client: TestClient,
+        tokens: Tokens,
+        ctx: AppContext,
+        clock: FakeClock,
+        monotonic: FakeMonotonic,
+    ) -> None:
+        assert client.get("/api/v1/tenants", headers=tokens["viewer"]).status_code == 200
+        token_id = _token(ctx, "viewer-bot").id
+        assert token_id is not None
+        # The CLI or another worker revokes it: this process's API never hears of it.
+        with unit_of_work(ctx.session_factory) as session:
+            revoke_token(session, token_id=token_id, now=clock.now())
+        monotonic.now += VERIFIED_FOR_SECONDS - 0.5
+        assert client.get("/api/v1/tenants", headers=tokens["viewer"]).status_code == 200
+        monotonic.now += 0.5
+        assert client.get("/api/v1/tenants", headers=tokens["viewer"]).status_code == 401
+
+    def test_a_token_revoked_through_the_api_is_refused_at_once(
+        self, client: TestClient, tokens: Tokens, ctx: AppContext, monotonic: FakeMonotonic
+    ) -> None:
+        assert client.get("/api/v1/tenants", headers=tokens["viewer"]).status_code == 200
+        token_id = _token(ctx, "viewer-bot").id
+        deleted = client.delete(f"/api/v1/tokens/{token_id}", headers=tokens["admin"])
+        assert deleted.status_code == 200
+        assert client.get("/api/v1/tenants", headers=tokens["viewer"]).status_code == 401
+
+    def test_the_cache_is_bounded_oldest_out_first(self) -> None:
+        verified = VerifiedTokens(max_entries=2, monotonic=FakeMonotonic())
+        for n in range(3):
+            verified.put(f"hash{n}", Caller(token_id=n, name=f"t{n}", role=Role.viewer), None)
+        assert verified.get("hash0") is None
+        assert verified.get("hash1") is not None
+        assert verified.get("hash2") is not None
+        verified.forget(1)
+        assert verified.get("hash1") is None

@@ -8,9 +8,13 @@ from typing import Any
 
 import pytest
 import structlog
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from starlette.routing import Mount
 
 from app.logging import configure_logging
+from app.main import create_app
+from app.services.context import AppContext
 
 
 @pytest.fixture
@@ -115,3 +119,56 @@ class TestAccessLog:
         client.get("/no/such/page/123")
         (entry,) = [e for e in log_lines(capfd.readouterr().err) if e["event"] == "http.request"]
         assert (entry["route"], entry["status"]) == ("unmatched", 404)
+
+
+class TestStartup:
+    def test_route_schemas_are_built_before_the_first_request(self, ctx: AppContext) -> None:
+        """Otherwise FastAPI builds them at a route's first match, on the event loop."""
+        app = create_app(ctx.settings, context=ctx)
+        mounted = [r.app for r in app.routes if isinstance(r, Mount) and isinstance(r.app, FastAPI)]
+        assert mounted, "the UI is mounted as an app of its own"
+        assert app.openapi_schema is not None
+        assert all(ui.openapi_schema is not None for ui in mounted)
+
+
+class TestNulCharacters:
+    """PostgreSQL cannot store U+0000 in text; no request carrying one reaches a handler."""
+
+    @pytest.mark.parametrize(
+        ("method", "url", "body", "where"),
+        [
+            ("GET", "/api/v1/plans?state=running%00", None, "query"),
+            ("GET", "/api/v1/tenants/abc%00def", None, "path"),
+            ("POST", "/api/v1/tokens", b'{"name": "bot\\u0000", "role": "viewer"}', "body"),
+            ("POST", "/api/v1/tokens", b'{"name": "bot\\\\\\u0000", "role": "viewer"}', "body"),
+        ],
+    )
+    def test_refused_as_malformed(self, client, tokens, method, url, body, where) -> None:  # type: ignore[no-untyped-def]
+        response = client.request(
+            method,
+            url,
+            content=body,
+            headers={**tokens["admin"], "content-type": "application/json"},
+        )
+        assert response.status_code == 400
+        assert response.headers["content-type"] == "application/problem+json"
+        assert f"the request's {where} holds a NUL character" in response.json()["detail"]
+        assert response.headers["x-request-id"]
+        assert client.get("/api/v1/tokens", headers=tokens["admin"]).json()[-1]["name"] != "bot"
+
+    def test_an_escaped_backslash_before_u0000_is_text(self, client, tokens) -> None:  # type: ignore[no-untyped-def]
+        response = client.post(
+            "/api/v1/tokens",
+            content=b'{"name": "C:\\\\u0000", "role": "viewer"}',
+            headers={**tokens["admin"], "content-type": "application/json"},
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["name"] == "C:\\u0000"
+
+    def test_a_form_with_a_nul(self, client) -> None:  # type: ignore[no-untyped-def]
+        response = client.post(
+            "/ui/sign-in",
+            content=b"token=abc%00",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code == 400

@@ -31,8 +31,12 @@ def _plan(
 def _act(
     client: TestClient, tokens: dict[str, dict[str, str]], plan_id: str, action: str, **body: Any
 ) -> Any:
+    # Start runs preflight and takes the baseline: wait for its outcome, however loaded the
+    # machine (the default 2 s wait would answer 202 with the job).
     return client.post(
-        f"/api/v1/plans/{plan_id}/{action}", json=body or None, headers=tokens["operator"]
+        f"/api/v1/plans/{plan_id}/{action}",
+        json=body or None,
+        headers={**tokens["operator"], "Prefer": "wait=120"},
     )
 
 
@@ -244,6 +248,54 @@ class TestCreateRefusals:
                 "message": "binding 'security_team' is not bound for this tenant",
             }
         ]
+
+    def test_alerts_need_a_mailbox_binding(self, client, tokens) -> None:  # type: ignore[no-untyped-def]
+        tenant_id = _tenant(client, tokens)
+        group = {"kind": "group", "id": "99999999-9999-4999-8999-999999999999"}
+        response = client.post(
+            "/api/v1/plans",
+            json={
+                "tenant_id": tenant_id,
+                "template": "default",
+                "bindings": {"security_team_mailbox": group},
+            },
+            headers=tokens["operator"],
+        )
+        assert response.status_code == 422
+        reason = "binding 'security_team_mailbox' is a group binding, not a mailbox binding"
+        assert response.json()["errors"] == [
+            {"path": "spec.phases[0].steps[3].recipients[0]", "message": reason},
+            {"path": "spec.phases[2].steps[2].recipients[0]", "message": reason},
+        ]
+
+    def test_a_mailbox_is_not_a_cohort(self, client, tokens) -> None:  # type: ignore[no-untyped-def]
+        tenant_id = _tenant(client, tokens)
+        mailbox = {"kind": "mailbox", "addresses": ["platform@contoso.test"]}
+        response = client.post(
+            "/api/v1/plans",
+            json={
+                "tenant_id": tenant_id,
+                "template": "default",
+                "bindings": {"it_platform_team": mailbox},
+            },
+            headers=tokens["operator"],
+        )
+        assert response.status_code == 422
+        assert response.json()["errors"] == [
+            {
+                "path": "spec.phases[0].steps[1].cohort.binding",
+                "message": "binding 'it_platform_team' names mailboxes, not directory users or "
+                "groups",
+            }
+        ]
+
+    def test_mailbox_binding_addresses_are_checked(self, client, tokens) -> None:  # type: ignore[no-untyped-def]
+        body = tenant_body()
+        body["bindings"]["security_team_mailbox"] = {"kind": "mailbox", "addresses": ["secops"]}
+        response = client.post("/api/v1/tenants", json=body, headers=tokens["admin"])
+        assert response.status_code == 422
+        (error,) = response.json()["errors"]
+        assert "'secops' is not an e-mail address" in error["message"]
 
     def test_binding_override_fills_the_gap(self, client, tokens) -> None:  # type: ignore[no-untyped-def]
         body = tenant_body()

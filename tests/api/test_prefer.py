@@ -29,7 +29,9 @@ class TestWaitPreference:
         assert preference.seconds == seconds
         assert preference.asked == asked
 
-    @pytest.mark.parametrize("header", ["wait=", "wait=-1", "wait=1.5", "wait=soon"])
+    @pytest.mark.parametrize(
+        "header", ["wait=", "wait=-1", "wait=1.5", "wait=soon", "wait=²", "wait=٣"]
+    )
     def test_a_malformed_wait_is_refused_saying_what(self, header: str) -> None:
         with pytest.raises(BadRequestError, match="is not a whole number of seconds"):
             wait_preference(header)

@@ -188,6 +188,25 @@ class TestPreview:
             assert setting["isApprovalRequired"] is False
             assert change["before"] == "no approval"
 
+        # Alerts: GA in the pilot, every other target role with the rest of the admins.
+        mailbox = profile["bindings"]["security_team_mailbox"]["addresses"][0]
+        alert_rules = {
+            "Notification_Admin_Admin_Assignment",
+            "Notification_Admin_Admin_Eligibility",
+            "Notification_Admin_EndUser_Assignment",
+        }
+        for phase, roles in (
+            ("pilot", {TARGETS[GA]}),
+            ("all-admins", set(TARGETS.values()) - {TARGETS[GA]}),
+        ):
+            alerts = changes_of(body, phase, "set_notification_rules")
+            assert {(c["role"], c["subject"]) for c in alerts} == {
+                (role, rule) for role in roles for rule in alert_rules
+            }
+            for change in alerts:
+                assert change["before"] == "All to no extra recipients; default recipients on"
+                assert change["after"] == f"All to {mailbox}; default recipients on"
+
         owners = profile["bindings"]["role_owners"]["owners"]
         reviews = changes_of(body, "access-reviews", "create_access_reviews")
         assert state["review_definitions"] == []

@@ -138,7 +138,7 @@ class TestCollect:
         await api.rig.sim("PUT", "/_sim/permissions", json={"granted": []})
         response = await api.http.post(api.url("collect"), headers=api.headers["operator"])
         assert response.status_code == 503, response.text
-        assert response.json()["detail"].startswith("collecting from Graph failed: requests: ")
+        assert response.json()["detail"].startswith("collecting from Graph failed: audits: ")
 
     async def test_unknown_tenant(self, api: Api) -> None:
         response = await api.http.post(api.url("collect", "nope"), headers=api.headers["operator"])

@@ -7,12 +7,13 @@ from fastapi import APIRouter, Query
 from app.api.auth import RequireViewer
 from app.api.deps import ContextDep
 from app.api.jobs import JobRead, JobsDep
+from app.api.problem_docs import AUTHENTICATED, problems
 from app.db.repos.jobs import JobRepository
 
-router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=AUTHENTICATED)
 
 
-@router.get("/{job_id}", response_model=JobRead)
+@router.get("/{job_id}", response_model=JobRead, responses=problems(404))
 async def get_job(job_id: str, jobs: JobsDep, ctx: ContextDep, caller: RequireViewer) -> JobRead:
     """A long request's job: its state, progress and, once done, its result or problem."""
     return JobRead.from_row(await jobs.get(job_id), ctx.clock.now())

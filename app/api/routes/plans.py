@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response, status
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
@@ -11,7 +13,9 @@ from app.api.auth import RequireOperator, RequireViewer
 from app.api.deps import ContextDep, DatabaseDep
 from app.api.inventory import inventory_read
 from app.api.jobs import JOB_RESPONSES, JobsDep, answer_with_job
+from app.api.params import Offset
 from app.api.prefer import PreferHeader, wait_preference
+from app.api.problem_docs import AUTHENTICATED, problems
 from app.api.schemas import HistoryEntry, PlanAction, PlanCreate, PlanRead
 from app.db.models import Plan, Tenant
 from app.db.repos.inventory import InventoryRepository
@@ -19,11 +23,15 @@ from app.db.repos.journal import JournalRepository
 from app.domain.machine import Event
 from app.engine import actions
 from app.engine.jobs import JobProgress
+from app.engine.posture import PostureReadError, take_posture
 from app.engine.preview import preview_csv_from_json, preview_json, preview_plan
-from app.problems import NotFoundError
+from app.problems import NotFoundError, UnavailableError
 from app.services import plans, tenants
+from app.services.posture import plan_posture
 
-router = APIRouter(prefix="/api/v1/plans", tags=["plans"])
+router = APIRouter(prefix="/api/v1/plans", tags=["plans"], responses=AUTHENTICATED)
+GRAPH_JOB = {**JOB_RESPONSES, **problems(400, 404, 409, 424, 503)}
+"""A long request that reads the tenant: its job, or the problems it can end with."""
 
 
 class ActionName(StrEnum):
@@ -36,7 +44,9 @@ class ActionName(StrEnum):
     rollback = "rollback"
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=PlanRead)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=PlanRead, responses=problems(400, 404)
+)
 def create_plan(
     body: PlanCreate, db: DatabaseDep, ctx: ContextDep, caller: RequireOperator
 ) -> PlanRead:
@@ -67,28 +77,33 @@ def list_plans(
     return [PlanRead.from_view(v) for v in views]
 
 
-@router.get("/{plan_id}", response_model=PlanRead)
-def get_plan(plan_id: str, db: DatabaseDep, caller: RequireViewer) -> PlanRead:
-    with db.reading() as session:
-        view = plans.get_plan_view(session, plan_id)
-    return PlanRead.from_view(view)
+def _plan_json(session: Session, plan_id: str) -> bytes:
+    return PlanRead.from_view(plans.get_plan_view(session, plan_id)).model_dump_json().encode()
 
 
-@router.get("/{plan_id}/history", response_model=list[HistoryEntry])
+@router.get("/{plan_id}", response_model=PlanRead, responses=problems(404))
+async def get_plan(plan_id: str, ctx: ContextDep, caller: RequireViewer) -> Response:
+    """The plan with its phases and progress. The most polled route: clients asking for the
+    same plan at the same moment share one read (``app.db.shared_reads``)."""
+    body = await ctx.shared_reads.read(("plan", plan_id), partial(_plan_json, plan_id=plan_id))
+    return Response(body, media_type="application/json")
+
+
+@router.get("/{plan_id}/history", response_model=list[HistoryEntry], responses=problems(404))
 def get_history(plan_id: str, db: DatabaseDep, caller: RequireViewer) -> list[HistoryEntry]:
     with db.reading() as session:
         rows = plans.history(session, plan_id)
     return [HistoryEntry.from_row(row) for row in rows]
 
 
-@router.get("/{plan_id}/operations")
+@router.get("/{plan_id}/operations", responses=problems(404))
 def get_operations(
     plan_id: str,
     db: DatabaseDep,
     caller: RequireViewer,
     phase: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[dict[str, Any]]:
     with db.reading() as session:
         plans.get_plan_row(session, plan_id)
@@ -126,7 +141,7 @@ async def _plan_and_tenant(ctx: ContextDep, plan_id: str) -> tuple[Plan, Tenant]
     return await ctx.db.read(load)
 
 
-@router.post("/{plan_id}/preflight", response_model=None, responses=JOB_RESPONSES)
+@router.post("/{plan_id}/preflight", response_model=None, responses=GRAPH_JOB)
 async def run_preflight(
     plan_id: str,
     ctx: ContextDep,
@@ -153,7 +168,7 @@ async def run_preflight(
     )
 
 
-@router.post("/{plan_id}/preview", response_model=None, responses=JOB_RESPONSES)
+@router.post("/{plan_id}/preview", response_model=None, responses=GRAPH_JOB)
 async def preview(
     plan_id: str,
     ctx: ContextDep,
@@ -200,7 +215,7 @@ async def preview(
     )
 
 
-@router.get("/{plan_id}/preview.csv", response_model=None, responses=JOB_RESPONSES)
+@router.get("/{plan_id}/preview.csv", response_model=None, responses=GRAPH_JOB)
 async def preview_download(
     plan_id: str,
     ctx: ContextDep,
@@ -212,13 +227,13 @@ async def preview_download(
     return await preview(plan_id, ctx, jobs, caller, format="csv", accept=None, prefer=prefer)
 
 
-@router.get("/{plan_id}/baseline")
+@router.get("/{plan_id}/baseline", responses=problems(404))
 def get_baseline(
     plan_id: str,
     db: DatabaseDep,
     caller: RequireViewer,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     with db.reading() as session:
         plan = plans.get_plan_row(session, plan_id)
@@ -230,7 +245,50 @@ def get_baseline(
         return inventory_read(session, snapshot, limit=limit, offset=offset)
 
 
-@router.post("/{plan_id}/{action}", response_model=PlanRead, responses=JOB_RESPONSES)
+@router.get("/{plan_id}/posture")
+def get_posture(plan_id: str, db: DatabaseDep, caller: RequireViewer) -> dict[str, Any]:
+    """The plan's MS.AAD.7 posture in its own scope (its target roles): before (taken with the
+    baseline), after each completed phase, after a rollback, and now, side by side."""
+    with db.reading() as session:
+        return plan_posture(session, plan_id)
+
+
+@router.post(
+    "/{plan_id}/posture",
+    status_code=status.HTTP_201_CREATED,
+    response_model=None,
+    responses=JOB_RESPONSES,
+)
+async def take_posture_now(
+    plan_id: str,
+    ctx: ContextDep,
+    jobs: JobsDep,
+    caller: RequireOperator,
+    prefer: PreferHeader = None,
+) -> Response:
+    """Read the tenant now and record the plan's posture ("now"), and the tenant's with it."""
+    plan, tenant = await _plan_and_tenant(ctx, plan_id)
+
+    async def work(progress: JobProgress) -> dict[str, Any]:
+        try:
+            await take_posture(jobs.ectx, tenant, plan=plan, actor=caller.actor, progress=progress)
+        except PostureReadError as exc:
+            raise UnavailableError(str(exc)) from None
+        return await jobs.ectx.db.read(lambda session: plan_posture(session, plan_id))
+
+    return await answer_with_job(
+        jobs,
+        wait_preference(prefer),
+        kind="posture",
+        tenant_id=plan.tenant_id,
+        plan_id=plan_id,
+        actor=caller.actor,
+        work=work,
+        render=lambda result: JSONResponse(jsonable_encoder(result), status_code=201),
+    )
+
+
+@router.post("/{plan_id}/{action}", response_model=PlanRead, responses=GRAPH_JOB)
 async def act(
     plan_id: str,
     action: ActionName,
@@ -243,7 +301,8 @@ async def act(
     """Move the plan: start, pause, resume, advance, retry, abort or rollback.
 
     ``start`` runs the preflight checks first and takes the baseline inventory, as a job: on a
-    large tenant it answers ``202`` with the job to poll (see ``Prefer``).
+    large tenant it answers ``202`` with the job to poll (see ``Prefer``); a tenant credential
+    that gets no Graph token answers ``424`` and the plan stays as it was.
     """
     request = body or PlanAction()
     if action is ActionName.start:
