@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 
 from starlette.applications import Starlette
@@ -121,6 +122,9 @@ def create_simulator_app(
             )
             outcome_response.headers["request-id"] = graph_request.request_id
             return _to_response(outcome_response)
+        ctx.request_log.append(
+            (graph_request.method, str(request.url), outcome.response.status, time.time())
+        )
         if outcome.lost:
             # The change is committed; the answer is withheld until the caller gave up.
             await asyncio.sleep(ctx.limits.lost_response_hang_seconds)

@@ -229,6 +229,20 @@ def routes(ctx: SimContext) -> list[Route]:
             }
         )
 
+    async def request_log(request: Request) -> JSONResponse:
+        """The latest Graph requests in order (DELETE empties the log)."""
+        if request.method == "DELETE":
+            ctx.request_log.clear()
+            return JSONResponse({"requests": []})
+        return JSONResponse(
+            {
+                "requests": [
+                    {"method": method, "url": url, "status": status, "at": at}
+                    for method, url, status, at in ctx.request_log
+                ]
+            }
+        )
+
     async def approvals(request: Request) -> JSONResponse:
         try:
             decision = Decision.model_validate(await _json(request))
@@ -318,6 +332,7 @@ def routes(ctx: SimContext) -> list[Route]:
         Route("/_sim/outbox", outbox, methods=["GET"]),
         Route("/_sim/faults", faults, methods=["GET", "PUT"]),
         Route("/_sim/requests", request_stats, methods=["GET"]),
+        Route("/_sim/request-log", request_log, methods=["GET", "DELETE"]),
         Route("/_sim/approvals/{request_id}", approvals, methods=["POST"]),
         Route("/_sim/assignments", drift, methods=["POST"]),
         Route("/_sim/clock", clock, methods=["POST"]),

@@ -8,7 +8,7 @@ single calls (reference §2.4: "each inner request is throttled individually").
 from __future__ import annotations
 
 import re
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -117,6 +117,8 @@ class Router:
         raise errors.bad_request(f"Resource not found for the segment '{unknown}'.")
 
 
+REQUEST_LOG_SIZE = 10_000
+
 _KEY_SEGMENT = re.compile(r"^(?P<name>[^(]+)\('?(?P<key>[^')]+)'?\)$")
 
 
@@ -157,6 +159,8 @@ class SimContext:
         self.faults = FaultInjector(limits.seed)
         self.throttler = Throttler(limits, len(state.users), state.caller_app_id, state.tenant_id)
         self.stats: Counter[tuple[str, str, int]] = Counter()
+        self.request_log: deque[tuple[str, str, int, float]] = deque(maxlen=REQUEST_LOG_SIZE)
+        """(method, URL, status, Unix time answered) of the latest requests, for benchmarks."""
         self.throttled = 0
         self.faulted = 0
         self.lost = 0

@@ -38,6 +38,9 @@ class SimLimits(BaseModel):
         default=200, description="PATCH rule answer: 200 with the rule (newest doc) or 204"
     )
     page_size: int = Field(default=100, ge=1, le=999, description="items per page without $top")
+    max_page_size: int = Field(
+        default=999, ge=1, le=999, description="largest page served, whatever $top asks for"
+    )
 
 
 class FaultInjector:

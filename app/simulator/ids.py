@@ -11,10 +11,12 @@
 from __future__ import annotations
 
 import base64
+import functools
 import random
 import uuid
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def role_assignment_id(role_definition_id: str, principal_id: str) -> str:
     raw = uuid.UUID(role_definition_id).bytes_le + uuid.UUID(principal_id).bytes_le
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=") + "-1"

@@ -11,12 +11,16 @@ domain-facts.md):
 * MFA on activation together with an enabled authentication-context rule → ``MfaAndAcrsConflict``
   (EasyPIM#121);
 * ApprovalRule: approval required needs at least one primary approver; approvers reference users
-  (``#microsoft.graph.singleUser``) or groups (``#microsoft.graph.groupMembers``) that exist.
+  (``#microsoft.graph.singleUser``) or groups (``#microsoft.graph.groupMembers``) that exist;
+* NotificationRule: ``notificationType`` Email, ``notificationLevel`` None/Critical/All,
+  ``recipientType`` fixed by the rule id, ``isDefaultRecipientsEnabled`` a boolean and
+  ``notificationRecipients`` a list of e-mail addresses.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -270,9 +274,17 @@ def _validate_auth_context(policy: Policy, body: dict[str, Any], merged: dict[st
         )
 
 
+# Not documented: what Graph answers for a malformed recipient. A recipient is an e-mail
+# address (reference §7.2); the simulator refuses anything else, with the rule error it uses.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_EMAIL_LENGTH = 254
+
+
 def _validate_notification(body: dict[str, Any], merged: dict[str, Any]) -> None:
     if "notificationType" in body:
-        merged["notificationType"] = _canonical(body["notificationType"], ("Email",), "type")
+        merged["notificationType"] = _canonical(
+            body["notificationType"], ("Email",), "notificationType"
+        )
     if "recipientType" in body:
         recipient = _canonical(
             body["recipientType"], ("Requestor", "Approver", "Admin"), "recipientType"
@@ -290,6 +302,9 @@ def _validate_notification(body: dict[str, Any], merged: dict[str, Any]) -> None
         recipients = body["notificationRecipients"]
         if not isinstance(recipients, list) or not all(isinstance(r, str) for r in recipients):
             raise _invalid("notificationRecipients must be a list of e-mail addresses.")
+        for recipient in recipients:
+            if len(recipient) > MAX_EMAIL_LENGTH or not _EMAIL.match(recipient):
+                raise _invalid(f"notificationRecipients: {recipient!r} is not an e-mail address.")
         merged["notificationRecipients"] = list(recipients)
 
 

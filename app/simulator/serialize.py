@@ -38,6 +38,7 @@ USER_PROPERTIES = (
     "businessPhones",
     "imAddresses",
     "identities",
+    "onPremisesSyncEnabled",
 )
 GROUP_PROPERTIES = (
     "id",
@@ -75,7 +76,8 @@ def identities(u: User) -> list[dict[str, str | None]]:
 
 
 def user(u: User, *, typed: bool = False, selected: bool = False) -> dict[str, Any]:
-    """A user as Graph returns it; ``identities`` is not a default property, only ``$select``ed."""
+    """A user as Graph returns it; ``identities`` and ``onPremisesSyncEnabled`` are not default
+    properties, only ``$select``ed (user resource: "Returned only on $select")."""
     body: dict[str, Any] = {"@odata.type": "#microsoft.graph.user"} if typed else {}
     body.update(
         {
@@ -96,6 +98,7 @@ def user(u: User, *, typed: bool = False, selected: bool = False) -> dict[str, A
     )
     if selected:
         body["identities"] = identities(u)
+        body["onPremisesSyncEnabled"] = u.on_premises_sync_enabled
     return body
 
 

@@ -72,6 +72,7 @@ class TestProfileAndState:
             "managers",
             "role_owners",
             "helpdesk",
+            "security_team_mailbox",
         }
         for binding in profile["bindings"].values():
             TypeAdapter(Binding).validate_python(binding)  # the product's own models accept it

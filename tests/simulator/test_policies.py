@@ -265,6 +265,57 @@ class TestPatch:
         body["recipientType"] = "Approver"
         assert _error(await self._patch(sim, body["id"], body))[0] == 400
 
+    async def test_notification_rule_reads_back_as_set(self, sim: Sim) -> None:
+        policy_id = await _policy_id(sim)
+        url = f"{POLICIES}/{policy_id}/rules/Notification_Admin_EndUser_Assignment"
+        body = {
+            "@odata.type": "#microsoft.graph.unifiedRoleManagementPolicyNotificationRule",
+            "id": "Notification_Admin_EndUser_Assignment",
+            "notificationType": "Email",
+            "recipientType": "Admin",
+            "notificationLevel": "All",
+            "isDefaultRecipientsEnabled": False,
+            "notificationRecipients": ["secops@contoso.com", "soc@fabrikam.com"],
+            "target": {
+                "@odata.type": "microsoft.graph.unifiedRoleManagementPolicyRuleTarget",
+                "caller": "EndUser",
+                "operations": ["All"],
+                "level": "Assignment",
+            },
+        }
+        assert (await sim.patch(url, body)).status_code == 200
+        read = (await sim.get(url)).json()
+        assert read["notificationRecipients"] == ["secops@contoso.com", "soc@fabrikam.com"]
+        assert read["isDefaultRecipientsEnabled"] is False
+        assert read["notificationLevel"] == "All"
+        assert read["target"]["operations"] == ["all"]
+
+    @pytest.mark.parametrize(
+        ("change", "status"),
+        [
+            ({"@odata.type": "#microsoft.graph.unifiedRoleManagementPolicyApprovalRule"}, 400),
+            ({"notificationLevel": "Loud"}, 400),
+            ({"notificationType": "Sms"}, 400),
+            ({"isDefaultRecipientsEnabled": "yes"}, 400),
+            ({"notificationRecipients": ["not an address"]}, 400),
+            ({"notificationRecipients": "soc@contoso.com"}, 400),
+        ],
+    )
+    async def test_notification_rule_body_is_validated(
+        self, sim: Sim, change: dict[str, Any], status: int
+    ) -> None:
+        body = self._rule(sim, "Notification_Admin_Admin_Assignment")
+        body.update(change)
+        assert _error(await self._patch(sim, body["id"], body)) == (status, "InvalidPolicyRule")
+        stored = sim.state.policy_for_role(USER_ADMIN).rules["Notification_Admin_Admin_Assignment"]
+        assert stored["notificationRecipients"] == []
+
+    async def test_unknown_notification_rule_id_is_404(self, sim: Sim) -> None:
+        body = self._rule(sim, "Notification_Admin_Admin_Assignment")
+        body["id"] = "Notification_Auditor_Admin_Assignment"
+        response = await self._patch(sim, "Notification_Auditor_Admin_Assignment", body)
+        assert _error(response) == (404, "ResourceNotFound")
+
     async def test_non_object_body(self, sim: Sim) -> None:
         policy_id = await _policy_id(sim)
         response = await sim.patch(

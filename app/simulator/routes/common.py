@@ -103,15 +103,86 @@ def collection(
     type_name: str,
 ) -> GraphResponse:
     """A Graph collection answer: one page, ``@odata.nextLink`` when more remain."""
-    size = query.top or ctx.limits.page_size
+    size = min(query.top or ctx.limits.page_size, ctx.limits.max_page_size)
     chunk, token = odata.page(items, key, skiptoken=query.skiptoken, size=size)
+    return page_answer(
+        request,
+        chunk,
+        token,
+        render=render,
+        query=query,
+        fragment=fragment,
+        selectable=selectable,
+        type_name=type_name,
+        count=lambda: len(items),
+    )
+
+
+def after_position(query: ListQuery) -> Any:
+    """The sort key of the last item the previous page returned (None on a first page)."""
+    return odata.decode_token(query.skiptoken) if query.skiptoken else None
+
+
+def lazy_collection(
+    ctx: SimContext,
+    request: GraphRequest,
+    rows: Iterable[T],
+    *,
+    key: Callable[[T], Any],
+    render: Callable[[T], dict[str, Any]],
+    query: ListQuery,
+    fragment: str,
+    selectable: Iterable[str],
+    type_name: str,
+    resolver: Resolver,
+    count: Callable[[], int],
+) -> GraphResponse:
+    """A collection page from ``rows`` in output order, already positioned after the page token
+    (see :func:`after_position`): only one page worth of rows is filtered and rendered, so a
+    large collection costs a page per request, not the whole collection."""
+    size = min(query.top or ctx.limits.page_size, ctx.limits.max_page_size)
+    chunk: list[T] = []
+    more = False
+    for row in rows:
+        if query.node is not None and not odata.evaluate(query.node, row, resolver):
+            continue
+        if len(chunk) == size:
+            more = True
+            break
+        chunk.append(row)
+    token = odata.encode_token(key(chunk[-1])) if more and chunk else None
+    return page_answer(
+        request,
+        chunk,
+        token,
+        render=render,
+        query=query,
+        fragment=fragment,
+        selectable=selectable,
+        type_name=type_name,
+        count=count,
+    )
+
+
+def page_answer(
+    request: GraphRequest,
+    chunk: Sequence[T],
+    token: str | None,
+    *,
+    render: Callable[[T], dict[str, Any]],
+    query: ListQuery,
+    fragment: str,
+    selectable: Iterable[str],
+    type_name: str,
+    count: Callable[[], int],
+) -> GraphResponse:
     known = list(selectable)
     # Expanded navigation properties come back alongside the $select-ed ones.
     names = None if query.select is None else query.select + [e.name for e in query.expand]
     values = [odata.apply_select(render(item), names, known, type_name) for item in chunk]
     body: dict[str, Any] = {"@odata.context": context_url(request, fragment)}
     if request.params.get("$count", "").lower() == "true":
-        body["@odata.count"] = len(items)
+        body["@odata.count"] = count()
     body["value"] = values
     if token:
         body["@odata.nextLink"] = next_link(request, token)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import bisect
+import itertools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -253,11 +255,31 @@ def _candidates(
             schedules = [s for s in schedules if s.role_definition_id in roles]
         return sorted(schedules, key=lambda s: s.seq)
     if roles is not None:
+        if len(roles) == 1:
+            return store.ordered(next(iter(roles)))
         ids = set()
         for role_id in roles:
             ids.update(store.by_role.get(role_id, ()))
         return sorted((store.by_id[i] for i in ids), key=lambda s: s.seq)
-    return list(store)
+    return store.ordered()
+
+
+def _seq_after(after: Any) -> int | None:
+    """The ``seq`` a page token of a schedule-ordered collection points after."""
+    if after is None:
+        return None
+    position = after[0] if isinstance(after, list) and after else after
+    if not isinstance(position, int):
+        raise errors.bad_request("The $skiptoken is invalid or has expired.")
+    return position
+
+
+def _from_seq(schedules: list[Schedule], seq: int | None, *, inclusive: bool) -> Iterator[Schedule]:
+    """The schedules (sorted by ``seq``) from ``seq`` on: a page starts with a binary search."""
+    if seq is None:
+        return iter(schedules)
+    find = bisect.bisect_left if inclusive else bisect.bisect_right
+    return itertools.islice(schedules, find(schedules, seq, key=lambda s: s.seq), None)
 
 
 # --- role assignments ----------------------------------------------------------------------------
@@ -276,18 +298,27 @@ def list_role_assignments(
         **_schedule_fields(now),
         "id": lambda s: role_assignment_id(s.role_definition_id, s.principal_id),
     }
-    effective = [s for s in _candidates(ctx.state, "active", query.node) if s.effective(now)]
-    items = common.filtered(effective, query.node, _resolver(fields))
-    return common.collection(
+    candidates = _candidates(ctx.state, "active", query.node)
+    after = _seq_after(common.after_position(query))
+    resolver = _resolver(fields)
+
+    def effective() -> Iterator[Schedule]:
+        return (s for s in _from_seq(candidates, after, inclusive=False) if s.effective(now))
+
+    return common.lazy_collection(
         ctx,
         request,
-        items,
+        effective(),
         key=lambda s: s.seq,
         render=lambda s: expand_into(ctx, serialize.role_assignment(s), query.expand),
         query=query,
         fragment=common.expand_fragment(f"{BASE}/roleAssignments", query.expand),
         selectable=ROLE_ASSIGNMENT_PROPERTIES + tuple(e.name for e in query.expand),
         type_name="microsoft.graph.unifiedRoleAssignment",
+        resolver=resolver,
+        count=lambda: len(
+            common.filtered([s for s in candidates if s.effective(now)], query.node, resolver)
+        ),
     )
 
 
@@ -357,13 +388,13 @@ def make_list_schedules(kind: ScheduleKind) -> Handler:
             type_name=type_name,
         )
         now = ctx.clock.now()
-        items = common.filtered(
-            _candidates(ctx.state, kind, query.node), query.node, _resolver(_schedule_fields(now))
-        )
-        return common.collection(
+        candidates = _candidates(ctx.state, kind, query.node)
+        after = _seq_after(common.after_position(query))
+        resolver = _resolver(_schedule_fields(now))
+        return common.lazy_collection(
             ctx,
             request,
-            items,
+            _from_seq(candidates, after, inclusive=False),
             key=lambda s: s.seq,
             render=lambda s: expand_into(
                 ctx, render_schedule(s, now), query.expand, activated_using=s.activated_using
@@ -372,6 +403,8 @@ def make_list_schedules(kind: ScheduleKind) -> Handler:
             fragment=common.expand_fragment(f"{BASE}/{collection_name}", query.expand),
             selectable=SCHEDULE_PROPERTIES + tuple(e.name for e in query.expand),
             type_name=type_name,
+            resolver=resolver,
+            count=lambda: len(common.filtered(candidates, query.node, resolver)),
         )
 
     return handler
@@ -434,15 +467,22 @@ def _instance_fields(kind: ScheduleKind) -> dict[str, Callable[[InstanceRow], An
     return fields
 
 
-def _instance_rows(ctx: SimContext, kind: ScheduleKind, node: Node | None) -> list[InstanceRow]:
+def _instance_rows(
+    ctx: SimContext, kind: ScheduleKind, node: Node | None, after: Any = None
+) -> Iterator[InstanceRow]:
+    """Instances in output order, from just after the page token's position ``after``."""
     now = ctx.clock.now()
-    rows: list[InstanceRow] = []
-    for schedule in _candidates(ctx.state, kind, node, via_groups=True):
+    seq = _seq_after(after)
+    position = tuple(after) if isinstance(after, list) else None
+    schedules = _candidates(ctx.state, kind, node, via_groups=True)
+    for schedule in _from_seq(schedules, seq, inclusive=True):
         if not schedule.effective(now):
             continue
         for index, member_id in enumerate(serialize.instance_members(ctx.state, schedule)):
-            rows.append(InstanceRow(schedule, member_id, (schedule.seq, index)))
-    return rows
+            order = (schedule.seq, index)
+            if position is not None and order <= position:
+                continue
+            yield InstanceRow(schedule, member_id, order)
 
 
 def make_list_instances(kind: ScheduleKind) -> Handler:
@@ -470,17 +510,21 @@ def make_list_instances(kind: ScheduleKind) -> Handler:
             selectable=INSTANCE_PROPERTIES,
             type_name=type_name,
         )
-        rows = common.filtered(_instance_rows(ctx, kind, query.node), query.node, resolver)
-        return common.collection(
+        after = common.after_position(query)
+        return common.lazy_collection(
             ctx,
             request,
-            rows,
+            _instance_rows(ctx, kind, query.node, after),
             key=lambda r: list(r.order),
             render=lambda r: _render_instance(ctx, r, query.expand),
             query=query,
             fragment=common.expand_fragment(f"{BASE}/{collection_name}", query.expand),
             selectable=INSTANCE_PROPERTIES + tuple(e.name for e in query.expand),
             type_name=type_name,
+            resolver=resolver,
+            count=lambda: len(
+                common.filtered(_instance_rows(ctx, kind, query.node), query.node, resolver)
+            ),
         )
 
     return handler
