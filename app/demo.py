@@ -65,14 +65,10 @@ def _fresh_database(path: Path) -> str:
     return url
 
 
-PLANS_DIR = Path(__file__).resolve().parents[1] / "rollout_plans"
-
-
 async def run_demo(options: DemoOptions, console: Console) -> int:
     url = _fresh_database(options.database)
     settings = Settings(
         database_url=url,
-        plans_dir=PLANS_DIR,
         public_url=f"http://127.0.0.1:{options.port}",
         scheduler={"enabled": True, "tick_seconds": 1.0},
         secret_key_file=options.database.with_suffix(".key"),

@@ -5,11 +5,16 @@ only on watched loops). A daemon thread looks at the callback running now; once 
 the threshold, the thread takes the loop thread's stack, which is the code that is blocking
 it. When the callback ends, ``loop.blocked`` is logged with how long it took and that stack.
 asyncio's debug mode names only the slow callback; this names the line.
+
+Time the garbage collector spends inside a callback is measured apart (``gc.callbacks``) and
+does not count towards the threshold: a collection can land in any callback, so it says nothing
+about that callback's code. ``Stall.gc_seconds`` still reports it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import sys
 import threading
@@ -27,6 +32,19 @@ _WATCHED: dict[int, LoopWatchdog] = {}
 """Loop thread id -> its watchdog."""
 _PATCH_LOCK = threading.Lock()
 _original_run: Any = None
+_gc_seconds: dict[int, float] = {}
+"""Thread id -> seconds its garbage collections took so far (watched threads only)."""
+_gc_started: dict[int, float] = {}
+
+
+def _time_collections(phase: str, _info: dict[str, Any]) -> None:
+    thread = threading.get_ident()
+    if thread not in _WATCHED:
+        return
+    if phase == "start":
+        _gc_started[thread] = time.monotonic()
+    elif (began := _gc_started.pop(thread, None)) is not None:
+        _gc_seconds[thread] = _gc_seconds.get(thread, 0.0) + time.monotonic() - began
 
 
 @dataclass(frozen=True)
@@ -35,6 +53,8 @@ class Stall:
     stack: str
     coroutine_file: str | None = None
     """The file of the innermost coroutine outside the libraries: whose code was blocking."""
+    gc_seconds: float = 0.0
+    """Of ``seconds``, how long the garbage collector ran (not counted against the code)."""
 
 
 def _install_callback_timer() -> None:
@@ -43,19 +63,23 @@ def _install_callback_timer() -> None:
         if _original_run is not None:
             return
         _original_run = asyncio.events.Handle._run
+        gc.callbacks.append(_time_collections)
 
         def _timed_run(handle: asyncio.Handle) -> None:
-            watchdog = _WATCHED.get(threading.get_ident())
+            thread = threading.get_ident()
+            watchdog = _WATCHED.get(thread)
             if watchdog is None:
                 _original_run(handle)
                 return
+            collecting_before = _gc_seconds.get(thread, 0.0)
             started = time.monotonic()
             watchdog.current_start = started
             try:
                 _original_run(handle)
             finally:
                 watchdog.current_start = None
-                watchdog.callback_ended(started, time.monotonic() - started, handle)
+                collecting = _gc_seconds.get(thread, 0.0) - collecting_before
+                watchdog.callback_ended(started, time.monotonic() - started, handle, collecting)
 
         asyncio.events.Handle._run = _timed_run  # type: ignore[method-assign,assignment]
 
@@ -90,15 +114,22 @@ class LoopWatchdog:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=1)
 
-    def callback_ended(self, started: float, seconds: float, handle: asyncio.Handle) -> None:
+    def callback_ended(
+        self, started: float, seconds: float, handle: asyncio.Handle, gc_seconds: float = 0.0
+    ) -> None:
         """On the loop thread, after each callback: record it if it blocked too long."""
         sample = self._samples.pop(started, None)
-        if seconds <= self.threshold_s:
+        if seconds - gc_seconds <= self.threshold_s:
             return
         stack, coroutine_file = sample or (f"(ended before its stack was taken) {handle!r}\n", None)
-        stall = Stall(seconds, stack, coroutine_file)
+        stall = Stall(seconds, stack, coroutine_file, gc_seconds)
         self.stalls.append(stall)
-        log.warning("loop.blocked", blocked_ms=round(seconds * 1000), stack=stall.stack)
+        log.warning(
+            "loop.blocked",
+            blocked_ms=round(seconds * 1000),
+            gc_ms=round(gc_seconds * 1000),
+            stack=stall.stack,
+        )
 
     def _watch(self) -> None:
         interval = max(self.threshold_s / 4, 0.005)

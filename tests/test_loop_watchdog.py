@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+from pathlib import Path
 
 import pytest
 
-from app.loop_watchdog import LoopWatchdog
+from app.loop_watchdog import LoopWatchdog, Stall
+from tests.conftest import blocked_by_product
 
 
 def blocking_call_in_a_handler() -> None:
@@ -48,3 +51,58 @@ class TestLoopWatchdog:
         finally:
             watchdog.stop()
         assert watchdog.stalls == []
+
+
+class TestWhoBlocked:
+    """The suite fails a test for the product's stalls, not the in-process simulated tenant's."""
+
+    APP = str(Path(__file__).resolve().parents[1] / "app")
+
+    def frame(self, path: str) -> str:
+        return f'  File "{path}", line 1, in f\n    f()\n'
+
+    def test_the_products_own_coroutine_is_blamed(self) -> None:
+        stack = self.frame(f"{self.APP}/engine/tick.py")
+        assert blocked_by_product(Stall(0.3, stack, f"{self.APP}/engine/tick.py"))
+
+    def test_the_simulators_coroutine_is_not(self) -> None:
+        stack = self.frame(f"{self.APP}/simulator/pim.py")
+        assert not blocked_by_product(Stall(0.3, stack, f"{self.APP}/simulator/pim.py"))
+
+    def test_a_stall_in_the_framework_behind_an_asgi_transport_is_not(self) -> None:
+        stack = (
+            self.frame(f"{self.APP}/graph/requester.py")
+            + self.frame("/venv/site-packages/httpx/_transports/asgi.py")
+            + self.frame("/venv/site-packages/starlette/routing.py")
+        )
+        assert not blocked_by_product(Stall(0.3, stack, f"{self.APP}/graph/requester.py"))
+
+    def test_the_product_behind_an_asgi_transport_is_blamed(self) -> None:
+        stack = (
+            self.frame("/tests/test_x.py")
+            + self.frame("/venv/site-packages/httpx/_transports/asgi.py")
+            + self.frame(f"{self.APP}/api/routes/plans.py")
+        )
+        assert blocked_by_product(Stall(0.3, stack, f"{self.APP}/api/routes/plans.py"))
+
+
+class TestCollections:
+    @pytest.mark.blocks_event_loop
+    async def test_a_garbage_collection_does_not_count_against_the_callback(self) -> None:
+        tracked = [[] for _ in range(2_000_000)]  # objects a full collection must scan
+        began = time.monotonic()
+        gc.collect()
+        collect_seconds = time.monotonic() - began
+        watchdog = LoopWatchdog.start(threshold_s=min(max(collect_seconds / 3, 0.02), 0.15))
+        try:
+            await asyncio.sleep(0.01)
+            gc.collect()  # as long again: past the threshold, but all of it the collector's
+            await asyncio.sleep(0.01)
+            blocking_call_in_a_handler()
+            await asyncio.sleep(0.01)
+        finally:
+            watchdog.stop()
+            del tracked
+        assert len(watchdog.stalls) == 1, watchdog.stalls
+        assert "blocking_call_in_a_handler" in watchdog.stalls[0].stack
+        assert watchdog.stalls[0].gc_seconds < 0.05

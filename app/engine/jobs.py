@@ -21,11 +21,19 @@ from typing import Any
 from pydantic_core import to_jsonable_python
 from sqlmodel import Session
 
-from app.db.models import Job
+from app.db.models import Job, Tenant
 from app.db.repos.jobs import JobRepository
 from app.engine.context import EngineContext
+from app.graph.errors import GraphCredentialError, GraphError
 from app.logging import get_logger
-from app.problems import AppError, ConflictError, NotFoundError
+from app.problems import (
+    AppError,
+    ConflictError,
+    NotFoundError,
+    TenantCredentialError,
+    UnavailableError,
+)
+from app.services.tenants import credential_problem
 
 log = get_logger(__name__)
 
@@ -132,7 +140,9 @@ class JobRunner:
             )
 
         job = await self.ectx.db.write(create)
-        task = asyncio.create_task(self._run(job_id, kind, work), name=f"job-{kind}-{job_id}")
+        task = asyncio.create_task(
+            self._run(job_id, kind, tenant_id, work), name=f"job-{kind}-{job_id}"
+        )
         self._tasks[job_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
         log.info("job.started", job_id=job_id, kind=kind, plan_id=plan_id, tenant_id=tenant_id)
@@ -161,7 +171,7 @@ class JobRunner:
         now = self.ectx.clock.now()
         await self.ectx.db.write(partial(_record_interrupted, list(running), now))
 
-    async def _run(self, job_id: str, kind: str, work: Work) -> None:
+    async def _run(self, job_id: str, kind: str, tenant_id: str, work: Work) -> None:
         progress = JobProgress(step="started")
         beat = asyncio.create_task(self._beat(job_id, progress))
         result: dict[str, Any] | None = None
@@ -170,6 +180,15 @@ class JobRunner:
             result = to_jsonable_python(await work(progress))
         except AppError as exc:
             problem = exc.to_problem()
+        except GraphCredentialError as exc:
+            # Work that did not turn it into the tenant's problem itself: do it here.
+            problem = (await self._credential_problem(tenant_id, exc)).to_problem()
+        except GraphError as exc:
+            # A Graph failure the work did not expect is Graph's, not a bug of ours.
+            log.warning("job.graph_error", job_id=job_id, kind=kind, error=str(exc))
+            problem = UnavailableError(
+                f"the {kind} job could not complete because Microsoft Graph failed: {exc}"
+            ).to_problem()
         except asyncio.CancelledError:
             problem = _interrupted_problem(kind)
         except Exception as exc:  # the job boundary: record it, keep the process alive
@@ -185,6 +204,14 @@ class JobRunner:
             beat.cancel()
             await asyncio.gather(beat, return_exceptions=True)
         await self._finish(job_id, progress, result, problem)
+
+    async def _credential_problem(
+        self, tenant_id: str, exc: GraphCredentialError
+    ) -> TenantCredentialError:
+        tenant = await self.ectx.db.read(lambda session: session.get(Tenant, tenant_id))
+        if tenant is None:
+            return TenantCredentialError(f"{exc.reason}. To fix: {exc.fix}")
+        return credential_problem(tenant, exc)
 
     async def _finish(
         self,

@@ -8,9 +8,15 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from app.domain.cohort import Holding, PrincipalType
-from app.domain.plan import PrincipalRef
-from app.domain.tenant import Binding, GroupBinding, RoleOwnersBinding, UsersBinding
-from app.graph.client import GraphClient
+from app.domain.plan import Cohort, PrincipalRef
+from app.domain.tenant import (
+    Binding,
+    GroupBinding,
+    MailboxBinding,
+    RoleOwnersBinding,
+    UsersBinding,
+)
+from app.graph.client import LARGE_PAGE, GraphClient
 from app.graph.errors import GraphError, GraphNotFoundError
 
 T = TypeVar("T")
@@ -49,7 +55,10 @@ async def permanent_holdings(
     async def for_role(role_id: str) -> list[Holding]:
         found = []
         async for instance in client.iter_assignment_schedule_instances(
-            role_definition_id=role_id, assignment_type="Assigned", expand_principal=True
+            role_definition_id=role_id,
+            assignment_type="Assigned",
+            expand_principal=True,
+            top=LARGE_PAGE,
         ):
             if instance.end_date_time is not None:
                 continue
@@ -106,7 +115,9 @@ async def microsoft_account_users(client: GraphClient, holdings: Sequence[Holdin
 async def eligible_principals(client: GraphClient, role_id: str) -> dict[tuple[str, str], str]:
     """(principal, scope) -> eligibility schedule id, for one role."""
     found: dict[tuple[str, str], str] = {}
-    async for schedule in client.iter_eligibility_schedules(role_definition_id=role_id):
+    async for schedule in client.iter_eligibility_schedules(
+        role_definition_id=role_id, top=LARGE_PAGE
+    ):
         found[(schedule.principal_id, schedule.directory_scope_id or "/")] = schedule.id
     return found
 
@@ -115,7 +126,9 @@ async def active_holders(client: GraphClient, role_id: str) -> set[str]:
     """Everyone with any active assignment of the role now (assigned or activated)."""
     return {
         instance.principal_id
-        async for instance in client.iter_assignment_schedule_instances(role_definition_id=role_id)
+        async for instance in client.iter_assignment_schedule_instances(
+            role_definition_id=role_id, top=LARGE_PAGE
+        )
     }
 
 
@@ -128,10 +141,23 @@ async def binding_members(client: GraphClient, binding: Binding) -> set[str]:
         return await group_member_ids(client, str(binding.id))
     if isinstance(binding, UsersBinding):
         return {str(i) for i in binding.ids}
+    if isinstance(binding, MailboxBinding):
+        return set()  # addresses, not directory objects (plan creation refuses it as a cohort)
     owners = {str(u) for u in binding.owners.values()}
     if binding.fallback is not None:
         owners.add(str(binding.fallback))
     return owners
+
+
+async def cohort_members(
+    client: GraphClient, cohort: Cohort, bindings: Mapping[str, Binding]
+) -> set[str] | None:
+    """Who a conversion step's cohort names; None for ``remaining`` (every holder left)."""
+    if cohort.binding is not None:
+        return await binding_members(client, bindings[cohort.binding])
+    if cohort.principals is not None:
+        return {str(p) for p in cohort.principals}
+    return None
 
 
 @dataclass(frozen=True)
@@ -169,7 +195,14 @@ async def resolve_approvers(
 
 
 async def role_rules(client: GraphClient, role_id: str) -> tuple[str, dict[str, dict[str, Any]]]:
-    """The role's policy id and its rules as Graph sends them (JSON), keyed by rule id."""
-    assignment = await client.get_policy_assignment(role_id)
-    rules = await client.list_policy_rules(assignment.policy_id)
+    """The role's policy id and its rules as Graph sends them (JSON), keyed by rule id.
+
+    One round trip: the assignment with ``$expand=policy($expand=rules)`` (reference §7.1); the
+    rules are listed separately only if Graph did not expand them.
+    """
+    assignment = await client.get_policy_assignment(role_id, expand_rules=True)
+    policy = assignment.policy
+    rules = policy.rules if policy is not None and policy.rules else None
+    if rules is None:
+        rules = await client.list_policy_rules(assignment.policy_id)
     return assignment.policy_id, {rule.id: rule.to_patch_body() for rule in rules}

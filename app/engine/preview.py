@@ -22,6 +22,7 @@ from app.domain.plan import (
     PlanSpec,
     RequireApprovalStep,
     SendCommsStep,
+    SetNotificationRulesStep,
 )
 from app.domain.roles import LAST_ACTIVE_PROTECTED, role_name
 from app.domain.rules import (
@@ -29,22 +30,25 @@ from app.domain.rules import (
     approval_signature,
     desired_activation_rules,
     desired_approval_rule,
+    desired_notification_rules,
     eligibility_expiration,
     meaningful,
 )
 from app.domain.trust import approver_problems
 from app.domain.validation import iso_duration
-from app.engine.context import EngineContext
+from app.engine.context import EngineContext, credential_problems
 from app.engine.live import (
     active_holders,
-    binding_members,
+    cohort_members,
     eligible_principals,
     gather_bounded,
     permanent_holdings,
     resolve_approvers,
     role_rules,
 )
+from app.engine.steps.notifications import MailboxBindingError, resolve_mailboxes
 from app.engine.steps.reviews import review_display_name, reviewer_for_binding
+from app.graph.client import GraphClient
 from app.services.plans import effective_bindings
 
 CSV_COLUMNS = ["phase", "step", "kind", "role", "subject", "before", "after", "note"]
@@ -73,6 +77,10 @@ def _rule_text(rule: Mapping[str, Any]) -> str:
         return f"required={rule.get('isExpirationRequired')} max={rule.get('maximumDuration')}"
     if "enabledRules" in shown:
         return "+".join(shown["enabledRules"]) or "none"
+    if "notificationLevel" in rule:
+        recipients = ", ".join(rule.get("notificationRecipients") or []) or "no extra recipients"
+        defaults = "on" if rule.get("isDefaultRecipientsEnabled") else "off"
+        return f"{rule.get('notificationLevel')} to {recipients}; default recipients {defaults}"
     if "setting" in rule:
         sig = approval_signature(rule)
         if not sig["required"]:
@@ -85,6 +93,11 @@ def _rule_text(rule: Mapping[str, Any]) -> str:
 
 async def preview_plan(ectx: EngineContext, *, plan: Plan, tenant: Tenant) -> list[PhasePreview]:
     client = await ectx.client_for(tenant)
+    with credential_problems(tenant):
+        return await _preview(client, plan=plan, tenant=tenant)
+
+
+async def _preview(client: GraphClient, *, plan: Plan, tenant: Tenant) -> list[PhasePreview]:
     spec = PlanSpec.model_validate(plan.spec)
     bindings = effective_bindings(tenant, plan.binding_overrides)
     break_glass = set(tenant.break_glass_ids)
@@ -147,11 +160,7 @@ async def preview_plan(ectx: EngineContext, *, plan: Plan, tenant: Tenant) -> li
                         rules_by_role[role_id] = {**rules_by_role[role_id], rule_id: rule}
             elif isinstance(step, ConvertCohortStep):
                 step_roles = [str(r) for r in spec.role_ids(step.roles)]
-                cohort = None
-                if step.cohort.binding is not None:
-                    cohort = await binding_members(client, bindings[step.cohort.binding])
-                elif step.cohort.principals is not None:
-                    cohort = {str(p) for p in step.cohort.principals}
+                cohort = await cohort_members(client, step.cohort, bindings)
                 selected, excluded = select_conversions(
                     list(active.values()),
                     roles_in_order=step_roles,
@@ -290,6 +299,31 @@ async def preview_plan(ectx: EngineContext, *, plan: Plan, tenant: Tenant) -> li
                             )
                         )
                         rules_by_role[role_id] = {**rules_by_role[role_id], desired["id"]: desired}
+            elif isinstance(step, SetNotificationRulesStep):
+                try:
+                    mailboxes = resolve_mailboxes(step.recipients, bindings)
+                except MailboxBindingError as exc:
+                    out.changes.append((index, Change(step.kind, note=str(exc))))
+                    continue
+                for role_uuid in spec.role_ids(step.roles):
+                    role_id = str(role_uuid)
+                    changes = desired_notification_rules(
+                        rules_by_role[role_id], step.rules, mailboxes
+                    )
+                    for rule_id, rule in changes.items():
+                        out.changes.append(
+                            (
+                                index,
+                                Change(
+                                    step.kind,
+                                    role_name(role_id),
+                                    rule_id,
+                                    _rule_text(rules_by_role[role_id][rule_id]),
+                                    _rule_text(rule),
+                                ),
+                            )
+                        )
+                        rules_by_role[role_id] = {**rules_by_role[role_id], rule_id: rule}
             elif isinstance(step, CreateAccessReviewsStep):
                 for role_uuid in spec.role_ids(step.roles):
                     role_id = str(role_uuid)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -18,23 +19,31 @@ log = get_logger(__name__)
 
 async def run_tick(ectx: EngineContext, gates: GateEvaluator) -> None:
     """Module-level job target (APScheduler 3.x wants an importable function)."""
-    try:
-        await tick(ectx, gates=gates)
-    except Exception as exc:  # APScheduler would only log it; say which tick failed
-        log.error("engine.tick_failed", error=type(exc).__name__, detail=str(exc), exc_info=exc)
+    with ectx.shutdown.running():
+        try:
+            await tick(ectx, gates=gates)
+        except asyncio.CancelledError:
+            # Only shutdown cancels a tick, past its grace period; APScheduler would log this
+            # as a failed job with a traceback. The job ends here, so nothing awaits the error.
+            log.warning("engine.tick_cancelled_at_shutdown")
+        except Exception as exc:  # APScheduler would only log it; say which tick failed
+            log.error("engine.tick_failed", error=type(exc).__name__, detail=str(exc), exc_info=exc)
 
 
 async def run_collection(ectx: EngineContext, settings: MonitoringSettings) -> None:
     """Module-level job target: collect PIM activity of the monitored tenants."""
-    try:
-        await collect_due(ectx, settings)
-    except Exception as exc:  # keep the job alive; the next run tries again
-        log.error(
-            "monitoring.collection_job_failed",
-            error=type(exc).__name__,
-            detail=str(exc),
-            exc_info=exc,
-        )
+    with ectx.shutdown.running():
+        try:
+            await collect_due(ectx, settings)
+        except asyncio.CancelledError:
+            log.warning("monitoring.collection_cancelled_at_shutdown")
+        except Exception as exc:  # keep the job alive; the next run tries again
+            log.error(
+                "monitoring.collection_job_failed",
+                error=type(exc).__name__,
+                detail=str(exc),
+                exc_info=exc,
+            )
 
 
 def start_scheduler(

@@ -23,13 +23,15 @@ from app.engine.baseline_diff import standing_access_since_baseline
 from app.engine.context import EngineContext, Lease, LeaseLostError, claim_plan, fenced, release
 from app.engine.gates import GateCheck, GateEvaluator, GateVerdict
 from app.engine.health_gates import monitoring_gates
+from app.engine.posture import PostureReadError, Trigger, take_posture
 from app.engine.rollback import PhaseUndo
 from app.engine.steps import registry  # noqa: F401  (registers every step handler)
 from app.engine.steps.base import StepContext, StepResult, StepStatus, handler_for
-from app.graph.errors import GraphError
+from app.graph.errors import GraphCredentialError, GraphError
 from app.logging import get_logger
-from app.problems import ConflictError
+from app.problems import ConflictError, TenantCredentialError
 from app.services.plans import apply_event, effective_bindings, get_plan_row
+from app.services.tenants import credential_problem
 
 log = get_logger(__name__)
 
@@ -62,6 +64,23 @@ async def drive_plan(
         except LeaseLostError as exc:
             log.warning("engine.lease_lost", reason=str(exc))
             return
+        except (TenantCredentialError, GraphCredentialError) as exc:
+            # The tenant's configuration, not the plan's: nothing is marked failed, no item
+            # spends an attempt; the plan says why it waits and carries on once it is fixed.
+            problem = (
+                exc
+                if isinstance(exc, TenantCredentialError)
+                else await _tenant_problem(ectx, plan_id, exc)
+            )
+            log.warning("engine.tenant_credential_failed", detail=problem.detail)
+            await _note_waiting(ectx, lease, plan_id, problem.detail)
+        except GraphError as exc:
+            # Outside a step (getting a token, say): Graph or the sign-in endpoint is out of
+            # reach for now, which fails nothing; the next tick tries again.
+            log.warning("engine.graph_unavailable", error=str(exc))
+            await _note_waiting(
+                ectx, lease, plan_id, f"waiting for Microsoft Graph ({exc}); trying again"
+            )
         except Exception as exc:  # the tick boundary: log, leave a trace in the data, keep going
             log.error("engine.plan_error", error=type(exc).__name__, detail=str(exc), exc_info=exc)
             await _fail_running_phase(
@@ -98,6 +117,40 @@ async def _fail_running_phase(ectx: EngineContext, lease: Lease, plan_id: str, r
 
     try:
         await fenced(ectx, lease, record)
+    except Exception as exc:  # pragma: no cover
+        log.error("engine.record_failure_failed", error=str(exc))
+
+
+async def _tenant_problem(
+    ectx: EngineContext, plan_id: str, exc: GraphCredentialError
+) -> TenantCredentialError:
+    def load(session: Session) -> Tenant | None:
+        return session.get(Tenant, get_plan_row(session, plan_id).tenant_id)
+
+    tenant = await ectx.db.read(load)
+    if tenant is None:  # pragma: no cover - a plan's tenant is never deleted
+        return TenantCredentialError(f"{exc.reason}. To fix: {exc.fix}")
+    return credential_problem(tenant, exc)
+
+
+async def _note_waiting(ectx: EngineContext, lease: Lease, plan_id: str, reason: str) -> None:
+    """Why the plan cannot go on: on its running phase, else on the plan (no transition; the
+    next step's or transition's own reason replaces it once it can)."""
+
+    def note(session: Session) -> None:
+        rows: list[Plan | Phase] = [
+            p
+            for p in PlanRepository(session).phases(plan_id)
+            if p.state == PhaseState.running.value
+        ]
+        if not rows:
+            rows.append(get_plan_row(session, plan_id))
+        for row in rows:
+            row.status_reason = reason
+            session.add(row)
+
+    try:
+        await fenced(ectx, lease, note)
     except Exception as exc:  # pragma: no cover
         log.error("engine.record_failure_failed", error=str(exc))
 
@@ -258,9 +311,12 @@ class PlanDriver:
                 return False
             result = await self._run_steps(plan, phase, tenant, spec)
             if result.status is StepStatus.done:
-                return await self._move(
+                finished = await self._move(
                     Event.finish, phase_key=phase.key, phase_reason=result.reason
                 )
+                if finished:
+                    await self._record_posture(plan, tenant, "phase_completed", phase.key)
+                return finished
             if result.status is StepStatus.failed:
                 await self._move(
                     Event.fail,
@@ -319,7 +375,7 @@ class PlanDriver:
             ):
                 try:
                     result = await handler_for(step.kind).run(sc)
-                except LeaseLostError:
+                except (LeaseLostError, GraphCredentialError):
                     raise
                 except GraphError as exc:
                     result = StepResult.failed(f"step {index} ({step.kind}): Graph: {exc}")
@@ -380,6 +436,8 @@ class PlanDriver:
                 added = await standing_access_since_baseline(
                     self.ectx, client, plan, limit=limits.max_concurrency
                 )
+            except GraphCredentialError:
+                raise
             except GraphError as exc:
                 added = []
                 unexplained = f"; could not check for standing access added since: {exc}"
@@ -390,10 +448,28 @@ class PlanDriver:
                 unexplained = f"; not in the baseline: {shown}" + (
                     f"; and {more} more" if more > 0 else ""
                 )
-        await self._move(
+        if await self._move(
             final,
             reason="rollback finished"
             + (f" (drift left alone: {len(drift)})" if drift else "")
             + unexplained,
-        )
+        ):
+            await self._record_posture(plan, tenant, "rolled_back", target)
         await self._note(phase_key=None, reason=None)
+
+    async def _record_posture(
+        self, plan: Plan, tenant: Tenant, trigger: Trigger, phase_key: str | None
+    ) -> None:
+        """The plan's posture report after a phase (or the rollback); an observation, so a
+        tenant that cannot be read for it is logged and the plan goes on."""
+        try:
+            await take_posture(
+                self.ectx,
+                tenant,
+                plan=plan,
+                trigger=trigger,
+                phase_key=phase_key,
+                actor=_actor(self.ectx),
+            )
+        except PostureReadError as exc:
+            log.warning("engine.posture.failed", trigger=trigger, phase=phase_key, error=str(exc))

@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from app.db.session import Database, SessionFactory
+from app.db.shared_reads import SharedReads
 from app.domain.clock import Clock
 from app.services.secrets import SecretBox
+from app.services.tokens import VerifiedTokens
 from app.settings import Settings
 
 if TYPE_CHECKING:
@@ -27,6 +29,11 @@ class AppContext:
     secret_box: SecretBox
     graph_factory: GraphClientFactory
     clock: Clock = field(default_factory=SystemClock)
+    verified_tokens: VerifiedTokens = field(default_factory=VerifiedTokens)
+    shared_reads: SharedReads = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.shared_reads = SharedReads(self.db)
 
     @property
     def session_factory(self) -> SessionFactory:

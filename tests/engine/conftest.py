@@ -18,15 +18,18 @@ from app.domain.tenant import TenantSpec
 from app.engine.context import EngineContext
 from app.engine.tick import tick
 from app.graph.factory import GraphClientFactory
+from app.main import create_app
 from app.services import plans, tenants
+from app.services.context import AppContext
 from app.services.plans import PlanView
 from app.services.secrets import SecretBox
-from app.settings import GraphSettings
+from app.services.tokens import create_token
+from app.settings import GraphSettings, Settings
 from app.simulator.app import create_simulator_app
 from app.simulator.faults import SimLimits
 from app.simulator.seed import generate_tenant
 from app.simulator.state import SimState
-from tests.factories import PLANS_DIR, FakeClock
+from tests.factories import FakeClock
 
 SIM_URL = "http://sim.test/v1.0"
 
@@ -61,7 +64,7 @@ class Rig:
             view = plans.create_plan(
                 session,
                 tenant_id=self.tenant_id,
-                plans_dir=PLANS_DIR,
+                plans_dir=None,
                 template=over.pop("template_name", template) if "spec" not in over else None,
                 spec_data=over.pop("spec", None),
                 name=None,
@@ -194,3 +197,35 @@ TERMINAL = {
     PlanState.failed.value,
     PlanState.cancelled.value,
 }
+
+
+@dataclass
+class Clients:
+    """The API in-process on the rig's engine and tenant: as an operator, and signed out."""
+
+    api: httpx.AsyncClient
+    anon: httpx.AsyncClient
+
+
+@pytest.fixture
+async def clients(rig: Rig, database_url: str) -> AsyncIterator[Clients]:
+    settings = Settings(database_url=database_url, scheduler={"enabled": False})
+    ctx = AppContext(
+        settings=settings,
+        db=rig.ectx.db,
+        secret_box=rig.ectx.secret_box,
+        graph_factory=rig.ectx.graph_factory,
+        clock=rig.clock,
+    )
+    with unit_of_work(rig.session_factory) as session:
+        token, _ = create_token(session, role="operator", name="ops", now=rig.clock.now())
+    transport = httpx.ASGITransport(app=create_app(settings, context=ctx))
+    async with (
+        httpx.AsyncClient(
+            transport=transport,
+            base_url="http://api.test",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as api,
+        httpx.AsyncClient(transport=transport, base_url="http://api.test") as anon,
+    ):
+        yield Clients(api, anon)

@@ -10,6 +10,9 @@ TOUCHED_RULES = (
     "Expiration_EndUser_Assignment",
     "Enablement_EndUser_Assignment",
     "Approval_EndUser_Assignment",
+    "Notification_Admin_Admin_Assignment",
+    "Notification_Admin_Admin_Eligibility",
+    "Notification_Admin_EndUser_Assignment",
 )
 
 

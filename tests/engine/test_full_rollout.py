@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
-from app.db.session import unit_of_work
 from app.domain.roles import GLOBAL_ADMINISTRATOR, PRIVILEGED_ROLE_ADMINISTRATOR
 from app.engine.tick import tick
-from app.main import create_app
-from app.services.context import AppContext
-from app.services.tokens import create_token
-from app.settings import Settings
-from tests.engine.conftest import Rig
+from tests.engine.conftest import Clients, Rig
 from tests.engine.helpers import eligible, no_lockout, permanent_active, rules_of
-from tests.factories import PLANS_DIR, plan_data
+from tests.factories import plan_data
 
 TARGETS = [r["id"] for r in plan_data()["roles"]]
 
@@ -27,26 +20,8 @@ def sim_size() -> tuple[int, int]:
 
 
 @pytest.fixture
-async def api(rig: Rig, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(
-        database_url=database_url, plans_dir=PLANS_DIR, scheduler={"enabled": False}
-    )
-    ctx = AppContext(
-        settings=settings,
-        db=rig.ectx.db,
-        secret_box=rig.ectx.secret_box,
-        graph_factory=rig.ectx.graph_factory,
-        clock=rig.clock,
-    )
-    with unit_of_work(rig.session_factory) as session:
-        token, _ = create_token(session, role="operator", name="ops", now=rig.clock.now())
-    transport = httpx.ASGITransport(app=create_app(settings, context=ctx))
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://api.test",
-        headers={"Authorization": f"Bearer {token}"},
-    ) as client:
-        yield client
+def api(clients: Clients) -> httpx.AsyncClient:
+    return clients.api
 
 
 async def _drive(rig: Rig, api: httpx.AsyncClient, plan_id: str, until: set[str]) -> dict:

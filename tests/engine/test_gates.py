@@ -102,7 +102,7 @@ class TestHealthGates:
         state, reason = mon.phase(mon.plan_id, "all-admins")
         assert state == "awaiting_gate"
         assert reason is not None
-        assert reason.startswith("health gate: monitoring data could not be collected (requests: ")
+        assert reason.startswith("health gate: monitoring data could not be collected (audits: ")
 
 
 class TestEvaluator:
