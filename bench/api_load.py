@@ -20,8 +20,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -385,6 +387,27 @@ async def bench_bare(url: str, clients: list[int], requests: int) -> dict[int, R
     return results
 
 
+def loop_blocks(log: str) -> str:
+    """How often serve's loop was blocked, and where: the innermost frame of ours per stall."""
+    stalls: Counter[str] = Counter()
+    longest: dict[str, int] = {}
+    for line in log.splitlines():
+        if '"loop.blocked"' not in line:
+            continue
+        record = json.loads(line)
+        ours = [f for f in FRAME.findall(record.get("stack", "")) if "/app/" in f[0]]
+        where = f"{ours[-1][0].split('/app/')[-1]}:{ours[-1][1]} {ours[-1][2]}" if ours else "?"
+        stalls[where] += 1
+        longest[where] = max(longest.get(where, 0), int(record.get("blocked_ms", 0)))
+    if not stalls:
+        return "serve's loop was never blocked past the watchdog's threshold"
+    rows = [f"  {n}x up to {longest[w]} ms at {w}" for w, n in stalls.most_common(10)]
+    return "serve's loop was blocked:\n" + "\n".join(rows)
+
+
+FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", default="20,50", help="client counts, comma-separated")
@@ -398,6 +421,12 @@ def main() -> int:
         type=int,
         default=200,
         help="start loading once a phase converts with at least this many items to do",
+    )
+    parser.add_argument(
+        "--watchdog-ms",
+        type=float,
+        default=0,
+        help="run serve's loop watchdog at this threshold and summarise what blocked its loop",
     )
     parser.add_argument(
         "--keep-logs",
@@ -455,6 +484,8 @@ def run(
 
         serve_port = free_port()
         env = service_env(database_url, tmp, serve_port)
+        if args.watchdog_ms:
+            env["PIM_ROLLOUT_LOOP_WATCHDOG_MS"] = f"{args.watchdog_ms:g}"
         token = create_token(env)
         serve = spawn("serve", ["-m", "app.cli", "serve", "--port", str(serve_port)], env, tmp)
         processes.append(serve)
@@ -480,6 +511,8 @@ def run(
         )
         for line in lines[:3]:
             print(f"  {line[:400]}", flush=True)
+        if args.watchdog_ms:
+            print(loop_blocks(log), flush=True)
 
     bare_port = free_port()
     bare_args = ["-m", "uvicorn", "bench.api_load:bare_app", "--port", str(bare_port)]

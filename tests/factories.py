@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import copy
+import functools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 
 ROOT = Path(__file__).resolve().parent.parent
-PLANS_DIR = ROOT / "rollout_plans"
+PLANS_DIR = ROOT / "app" / "rollout_plans"  # the packaged plan templates
 GA = "62e90394-69f5-4237-9190-012177145e10"
 PRA = "e8611ab8-c189-46e8-94e1-60213ab1f814"
 USER_ADMIN = "fe930be7-5e62-47db-91af-98c3a49a38b1"
@@ -56,6 +61,7 @@ def tenant_body(**over: Any) -> dict[str, Any]:
                 "fallback": "44444444-4444-4444-8444-444444444444",
             },
             "helpdesk": {"kind": "users", "ids": ["55555555-5555-4555-8555-555555555555"]},
+            "security_team_mailbox": {"kind": "mailbox", "addresses": ["secops@contoso.test"]},
         },
         "comms": {
             "sender": "66666666-6666-4666-8666-666666666666",
@@ -68,3 +74,47 @@ def tenant_body(**over: Any) -> dict[str, Any]:
     }
     body.update(over)
     return body
+
+
+@functools.cache
+def rsa_key(n: int = 0) -> rsa.RSAPrivateKey:
+    """The ``n``-th test RSA key, made once per run (generating one takes a while)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def certificate_pem(
+    password: bytes | None = None,
+    *,
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | None = None,
+    certified_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | None = None,
+    include_key: bool = True,
+    include_certificate: bool = True,
+) -> str:
+    """A PEM as a tenant's certificate auth takes it: the private key, then a self-signed
+    certificate (for ``certified_key``, by default the same key)."""
+    key = key or rsa_key()
+    certified = certified_key or key
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pim-rollout-test")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(certified.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .sign(certified, hashes.SHA256())
+    )
+    encryption = (
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+    parts = ([key_pem] if include_key else []) + (
+        [cert.public_bytes(serialization.Encoding.PEM)] if include_certificate else []
+    )
+    return b"".join(parts).decode()

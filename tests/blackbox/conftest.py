@@ -177,15 +177,18 @@ class Serve:
         self.process.wait(timeout=30)
         self.kills += 1
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
+        """SIGTERM, as a supervisor stops it; False if it had to be killed after 15 s."""
         if self.process is None or self.process.poll() is not None:
-            return
+            return True
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=30)
+            return False
+        return True
 
     def log_text(self) -> str:
         try:

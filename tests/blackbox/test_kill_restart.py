@@ -1,5 +1,8 @@
 """kill -9 of ``serve`` mid-conversion and right after a manual gate is advanced.
 
+Before the kills, one graceful stop (SIGTERM, as a supervisor restarting it would send) in
+mid-conversion: the engine stops at an item boundary within its grace period, quietly.
+
 The service is restarted on the same database and port each time, as a supervisor would; the
 plan still completes, every journal entry exists once and none is left pending, the tenant has
 no duplicate schedules, nobody was made eligible or lost their active assignment twice, and
@@ -46,7 +49,8 @@ async def test_kill_nine_mid_conversion_and_after_an_advance(
     began = time.monotonic()
     rng = random.Random(11)
     box = await launch(*SIM_ARGS, env=ENV)
-    kills: list[tuple[str, str]] = []  # (kind, what), kind "conversion" or "advance"
+    kills: list[tuple[str, str]] = []  # (kind, what): "sigterm", "conversion" or "advance"
+    problems: list[str] = []
     restarts: list[float] = []
 
     async with box.api() as client:
@@ -65,6 +69,7 @@ async def test_kill_nine_mid_conversion_and_after_an_advance(
         async def kill_mid_conversion(plan: dict[str, Any]) -> bool:
             if sum(kind == "conversion" for kind, _ in kills) >= MID_CONVERSION_KILLS:
                 return False
+            graceful = not any(kind == "sigterm" for kind, _ in kills)
             for phase in plan["phases"]:
                 progress = phase["progress"]
                 if (
@@ -73,13 +78,19 @@ async def test_kill_nine_mid_conversion_and_after_an_advance(
                     and progress["done"] > done_at_kill.get(phase["key"], 0)
                     and progress["remaining"] > 0
                 ):
-                    box.serve.kill9()
-                    done_at_kill[phase["key"]] = progress["done"]
-                    await restart(
-                        "conversion",
-                        f"kill in {phase['key']} at done={progress['done']} "
-                        f"remaining={progress['remaining']}",
+                    where = (
+                        f"in {phase['key']} at done={progress['done']} "
+                        f"remaining={progress['remaining']}"
                     )
+                    done_at_kill[phase["key"]] = progress["done"]
+                    if graceful:
+                        stopped_in_time = box.serve.stop()
+                        await restart("sigterm", f"SIGTERM {where} (in time: {stopped_in_time})")
+                        if not stopped_in_time:
+                            problems.append(f"SIGTERM {where}: still running after 15 s")
+                        return True
+                    box.serve.kill9()
+                    await restart("conversion", f"kill {where}")
                     return True
             return False
 
@@ -110,7 +121,8 @@ async def test_kill_nine_mid_conversion_and_after_an_advance(
         f"{len(entries)} journal entries; plan reads that failed: {len(operator.read_errors)}"
     )
 
-    problems: list[str] = []
+    if not any(kind == "sigterm" for kind, _ in kills):
+        problems.append("no SIGTERM mid-conversion: the conversion was too quick")
     mid = [what for kind, what in kills if kind == "conversion"]
     if len(mid) < MID_CONVERSION_KILLS:
         problems.append(f"only {len(mid)} mid-conversion kill(s): the conversion was too quick")

@@ -21,7 +21,7 @@ from app.domain.tenant import TenantSpec
 from app.services import plans, tenants
 from app.services.secrets import SecretBox
 from tests.engine.conftest import graph_settings, rig, sim_size  # noqa: F401  (shared fixtures)
-from tests.factories import PLANS_DIR, ROOT, plan_data
+from tests.factories import ROOT, plan_data
 
 
 def free_port() -> int:
@@ -134,7 +134,7 @@ def setup_plan(
         plan_id = plans.create_plan(
             session,
             tenant_id=tenant.id,
-            plans_dir=PLANS_DIR,
+            plans_dir=None,
             template=None,
             spec_data=invariant_plan(),
             name=None,

@@ -27,7 +27,7 @@ from app.settings import Settings
 from app.simulator.app import create_simulator_app
 from app.simulator.faults import SimLimits
 from app.simulator.seed import generate_tenant
-from tests.factories import PLANS_DIR, FakeClock
+from tests.factories import FakeClock
 
 SIM_URL = "http://sim.test/v1.0"
 
@@ -41,7 +41,6 @@ def clock() -> FakeClock:
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(
         database_url=database_url,
-        plans_dir=PLANS_DIR,
         secret_key_file=tmp_path / "unused.key",
         scheduler={"enabled": False},
         graph={"request_timeout_seconds": 5, "total_deadline_seconds": 10},
@@ -121,7 +120,7 @@ def plan_id(ctx: AppContext, tenant_id: str) -> str:
         view = plans.create_plan(
             session,
             tenant_id=tenant_id,
-            plans_dir=PLANS_DIR,
+            plans_dir=None,
             template="default",
             spec_data=None,
             name="Rollout",

@@ -27,7 +27,6 @@ from app.simulator.app import create_simulator_app
 from app.simulator.faults import SimLimits
 from app.simulator.seed import generate_tenant
 from app.ui.jobs import JobRow
-from tests.factories import PLANS_DIR
 from tests.ui.conftest import SIM_URL, Ui, context_of, template_of
 
 LATENCY_MS = 150
@@ -165,7 +164,7 @@ class TestStartInTheBackground:
             plan_id = plans.create_plan(
                 session,
                 tenant_id=tenant.id,
-                plans_dir=PLANS_DIR,
+                plans_dir=None,
                 template="default",
                 spec_data=None,
                 name=None,

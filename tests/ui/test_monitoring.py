@@ -157,7 +157,7 @@ class TestCollectNow:
         await b.http.post(f"{page_url(api)}/collect", data={"csrf_token": token})
         html = (await b.http.get(page_url(api))).text
         assert "Collecting from Graph failed." in html
-        assert "requests: " in html
+        assert "audits: " in html
 
 
 class TestBarChart:

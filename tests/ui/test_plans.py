@@ -13,7 +13,6 @@ from app.db.session import unit_of_work
 from app.domain.tenant import TenantSpec
 from app.services import plans, tenants
 from app.services.context import AppContext
-from tests.factories import PLANS_DIR
 from tests.ui.conftest import SIM_URL, Ui, context_of, template_of
 
 
@@ -230,7 +229,7 @@ class TestStart:
             plan_id = plans.create_plan(
                 session,
                 tenant_id=tenant.id,
-                plans_dir=PLANS_DIR,
+                plans_dir=None,
                 template="default",
                 spec_data=None,
                 name=None,
