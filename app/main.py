@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import anyio.to_thread
 from fastapi import FastAPI
-from starlette.routing import Mount
 
+from app.api.docs import prepare_routes, serve_description
 from app.api.middleware import RefuseNulCharacters, RequestContextMiddleware
 from app.api.problem_docs import describe_problems
 from app.api.routes import (
@@ -37,19 +37,6 @@ from app.ui.app import mount_ui
 if TYPE_CHECKING:
     from app.engine.gates import GateEvaluator
     from app.graph.factory import GraphClientFactory
-
-
-def prepare_routes(app: FastAPI) -> None:
-    """Build every route's validation and response schemas now, before any event loop runs.
-
-    FastAPI builds them at a route's first match otherwise: pydantic schema generation, on the
-    loop, in the middle of the first requests (hundreds of milliseconds under load).
-    Generating the OpenAPI description builds them all, for the mounted UI app too.
-    """
-    app.openapi()
-    for route in app.routes:
-        if isinstance(route, Mount) and isinstance(route.app, FastAPI):
-            route.app.openapi()
 
 
 def build_context(
@@ -127,6 +114,7 @@ def create_app(
         version="0.1.0",
         description="Phased rollout of Entra ID PIM, with exact rollback.",
         lifespan=lifespan,
+        openapi_url=None,  # served by serve_description, off the loop
     )
     app.state.ctx = ctx
     app.state.jobs = JobRunner(EngineContext.from_app(ctx))
@@ -144,6 +132,7 @@ def create_app(
     ):
         app.include_router(router)
     describe_problems(app)
+    serve_description(app)
     app.add_middleware(RefuseNulCharacters)
     app.add_middleware(RequestContextMiddleware)  # the outer one: it logs the refusals too
     mount_ui(app, ctx)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
 
+import fastapi.routing
 import pytest
 import structlog
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from starlette.routing import Mount
 
 from app.logging import configure_logging
 from app.main import create_app
@@ -122,13 +122,50 @@ class TestAccessLog:
 
 
 class TestStartup:
-    def test_route_schemas_are_built_before_the_first_request(self, ctx: AppContext) -> None:
-        """Otherwise FastAPI builds them at a route's first match, on the event loop."""
+    """FastAPI builds route state and the OpenAPI description lazily, on the loop by default."""
+
+    def test_routes_are_built_before_the_first_request(
+        self, ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         app = create_app(ctx.settings, context=ctx)
-        mounted = [r.app for r in app.routes if isinstance(r, Mount) and isinstance(r.app, FastAPI)]
-        assert mounted, "the UI is mounted as an app of its own"
-        assert app.openapi_schema is not None
-        assert all(ui.openapi_schema is not None for ui in mounted)
+        built: list[str] = []
+        build = fastapi.routing.get_dependant
+
+        def recording(**kwargs: Any) -> Any:
+            built.append(kwargs["path"])
+            return build(**kwargs)
+
+        monkeypatch.setattr(fastapi.routing, "get_dependant", recording)
+        client = TestClient(app)
+        for path in ("/healthz", "/api/v1/plans", "/api/v1/tenants/x", "/ui/login", "/ui/plans"):
+            assert client.get(path).status_code < 500, path
+        assert built == [], "routes built at their first request, on the loop"
+
+    def test_the_description_is_built_in_a_worker_thread(
+        self, ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        app = create_app(ctx.settings, context=ctx)
+        built_on: list[str] = []
+        describe = app.openapi
+
+        def recording() -> dict[str, Any]:
+            try:
+                asyncio.get_running_loop()
+                built_on.append("the event loop")
+            except RuntimeError:
+                built_on.append("a worker thread")
+            return describe()
+
+        monkeypatch.setattr(app, "openapi", recording)
+        client = TestClient(app)
+        response = client.get("/openapi.json")
+        assert response.status_code == 200
+        assert response.json()["info"]["title"] == "PIM Rollout"
+        assert built_on == ["a worker thread"]
+        for reader in ("/docs", "/redoc"):
+            page = client.get(reader)
+            assert page.status_code == 200, reader
+            assert "/openapi.json" in page.text, reader
 
 
 class TestNulCharacters:
