@@ -302,8 +302,10 @@ def describe(plan: dict[str, Any] | str) -> str:
 async def wait_converting(
     api: httpx.AsyncClient, plan_id: str, converting: set[str], min_remaining: int
 ) -> str:
-    """Wait (at most 240 s) for a phase that converts with at least ``min_remaining`` items
-    still to do (the pilot is small; ``all-admins`` is the long one). Says what it saw."""
+    """Wait (at most 240 s) for a phase whose conversions have begun, with at least
+    ``min_remaining`` items still to do (the pilot is small; ``all-admins`` is the long one):
+    a phase that is running but still checking its health gates or creating its work items
+    writes nothing to the tenant yet. Says what it saw."""
     deadline = time.monotonic() + 240
     plan: dict[str, Any] | str = "not read"
     while time.monotonic() < deadline:
@@ -313,6 +315,7 @@ async def wait_converting(
                 if (
                     phase["key"] in converting
                     and phase["state"] == "running"
+                    and phase["progress"]["done"] > 0
                     and phase["progress"]["remaining"] >= min_remaining
                 ):
                     return f"phase {phase['key']} is converting ({describe(plan)})"
