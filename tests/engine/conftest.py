@@ -146,6 +146,7 @@ async def assemble_rig(
     worker_id: str = "test-worker",
     tenant_name: str = "Contoso (simulated)",
     min_change_interval_seconds: float = 0,
+    write_quota: int = 100_000,
 ) -> AsyncIterator[Rig]:
     """An engine and a tenant row wired to ``sim_app``; the Graph clients close afterwards."""
     factory = GraphClientFactory(
@@ -170,7 +171,13 @@ async def assemble_rig(
                 **profile,
                 "name": tenant_name,
                 "graph_base_url": SIM_URL,
-                "graph_limits": {"min_change_interval_seconds": min_change_interval_seconds},
+                "graph_limits": {
+                    "min_change_interval_seconds": min_change_interval_seconds,
+                    # At Graph's quota (3,000 writes per 150 s) the client would pace a whole
+                    # plan's writes in real time, while the in-process tenant throttles on the
+                    # fake clock; pacing has tests of its own (tests/graph/test_pacing.py).
+                    "write_quota": write_quota,
+                },
             }
         )
         with unit_of_work(session_factory) as session:
