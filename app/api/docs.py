@@ -9,15 +9,15 @@ serves the description from a sync route, which FastAPI runs in a worker thread.
 
 from __future__ import annotations
 
+import fastapi.routing
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.routing import Mount
 
-try:  # FastAPI ≥ 0.160 includes routers lazily and builds route state at first match
-    from fastapi.routing import iter_route_contexts
-except ImportError:  # pragma: no cover - older FastAPI built it when a router was included
-    iter_route_contexts = None
+# Recent FastAPI includes routers lazily and builds a route's state at its first match; older
+# releases built it when a router was included, and have nothing to walk.
+_iter_route_contexts = getattr(fastapi.routing, "iter_route_contexts", None)
 
 OPENAPI_URL = "/openapi.json"
 
@@ -25,13 +25,13 @@ OPENAPI_URL = "/openapi.json"
 def prepare_routes(app: FastAPI) -> None:
     """Build every route's dependencies and validation models now, before any loop runs: for
     ``app`` and each FastAPI app mounted in it (the UI)."""
-    if iter_route_contexts is None:  # pragma: no cover
+    if _iter_route_contexts is None:  # pragma: no cover
         return
     apps = [app] + [
         r.app for r in app.routes if isinstance(r, Mount) and isinstance(r.app, FastAPI)
     ]
     for each in apps:
-        for _ in iter_route_contexts(each.routes):
+        for _ in _iter_route_contexts(each.routes):
             pass
 
 
