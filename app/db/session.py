@@ -168,6 +168,9 @@ class Database:
         self._limiters: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, anyio.CapacityLimiter
         ] = weakref.WeakKeyDictionary()
+        self._write_limiters: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, anyio.CapacityLimiter
+        ] = weakref.WeakKeyDictionary()
         bind = factory.kw["bind"]
         assert isinstance(bind, Engine)
         self.engine = bind
@@ -219,11 +222,21 @@ class Database:
 
     # Async callers: the whole unit of work runs on a worker thread.
 
-    def _limiter(self) -> anyio.CapacityLimiter:
+    def _limiter(self, *, write: bool = False) -> anyio.CapacityLimiter:
+        """The threads a unit of work may use: ``threads`` of them, shared by reads and writes,
+        except SQLite's writes, which take turns on one thread of their own.
+
+        SQLite has one writer at a time, so a second write unit on a thread would only wait
+        there for the writer lock. Queued in the loop instead, writes never hold the threads
+        reads need: a write that stalls (a slow disk, another process's lock) delays the
+        writes behind it, not every read in the process.
+        """
         loop = asyncio.get_running_loop()
-        limiter = self._limiters.get(loop)
+        limiters = self._write_limiters if write and self.is_sqlite else self._limiters
+        limiter = limiters.get(loop)
         if limiter is None:
-            limiter = self._limiters[loop] = anyio.CapacityLimiter(self.threads)
+            size = 1 if limiters is self._write_limiters else self.threads
+            limiter = limiters[loop] = anyio.CapacityLimiter(size)
         return limiter
 
     async def read(self, fn: Callable[[Session], T]) -> T:
@@ -240,7 +253,7 @@ class Database:
             started = threading.Event()
             try:
                 return await anyio.to_thread.run_sync(
-                    partial(self._run_write, fn, started), limiter=self._limiter()
+                    partial(self._run_write, fn, started), limiter=self._limiter(write=True)
                 )
             except (OperationalError, DatabaseBusyError) as exc:
                 if started.is_set() or attempt == BUSY_RETRIES or not is_busy_error(exc):

@@ -115,6 +115,34 @@ class TestConcurrentWriters:
         assert watchdog.stalls == []
         assert beats > 10  # the loop went round while the writers worked
 
+    async def test_reads_go_on_while_writes_wait_for_their_turn(self, session_factory) -> None:  # type: ignore[no-untyped-def]
+        """On SQLite, writes queued behind a stalled one (a slow disk, a long unit) wait in the
+        loop for their turn, not on the threads that reads need."""
+        db = Database(session_factory, threads=2)
+        if not db.is_sqlite:
+            pytest.skip("only SQLite has one writer at a time")
+        started, release = threading.Event(), threading.Event()
+
+        def stalled(session: Session) -> None:
+            session.add(token_row("stalled"))
+            started.set()
+            release.wait(10)
+
+        def add(name: str, session: Session) -> None:
+            session.add(token_row(name))
+
+        first = asyncio.ensure_future(db.write(stalled))
+        assert await asyncio.to_thread(started.wait, 5)
+        queued = [asyncio.ensure_future(db.write(partial(add, f"q{i}"))) for i in range(4)]
+        await asyncio.sleep(0.2)  # the queued writes take whatever threads they may now
+        try:
+            async with asyncio.timeout(3):
+                assert await db.read(names) == [], "the stalled write is not committed yet"
+        finally:
+            release.set()
+        await asyncio.gather(first, *queued)
+        assert await db.read(names) == ["q0", "q1", "q2", "q3", "stalled"]
+
 
 class TestBusyDatabase:
     """Another process holds SQLite's write lock (e.g. a CLI next to ``serve``)."""
