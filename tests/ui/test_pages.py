@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 
 import pytest
 
@@ -16,6 +17,11 @@ def _started(ui: Ui, plan_id: str) -> None:
         f"/ui/plans/{plan_id}/actions/start", reason="render every page", confirm="yes"
     )
     assert response.status_code == 303
+    # The action waits 2 s for its job; a loaded machine can take longer, so wait it out here.
+    deadline = time.monotonic() + 60
+    while context_of(ui.client.get(f"/ui/plans/{plan_id}"))["jobs_running"]:
+        assert time.monotonic() < deadline, "the start job did not end within a minute"
+        time.sleep(0.1)
 
 
 class TestEveryPageRenders:
