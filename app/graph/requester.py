@@ -20,6 +20,10 @@ from typing import Protocol
 from urllib.parse import quote, urlsplit
 
 import httpx
+
+# httpcore imports sniffio whenever a connection pool closes, on the event loop: imported once
+# here, that import costs nothing there.
+import sniffio  # noqa: F401
 from pydantic import JsonValue
 
 from app.domain.tenant import GraphLimits
