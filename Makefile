@@ -20,7 +20,7 @@ demo: $(STAMP)
 # Tests run in parallel processes (pytest-xdist); most wait on simulated Graph latency, so a
 # few more processes than cores keep both busy. TEST_WORKERS=0 runs them in this process.
 TEST_WORKERS ?= 4
-PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=15
 
 test: $(STAMP)
 	$(PYTEST)
