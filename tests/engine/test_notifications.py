@@ -12,7 +12,7 @@ from app.db.repos.journal import JournalRepository
 from app.domain.journal import EntryStatus, Operation
 from app.engine.actions import start
 from tests.engine.conftest import Rig
-from tests.engine.test_rollback import configure_limits, drive, graph
+from tests.engine.test_rollback import drive, graph
 from tests.factories import GA, USER_ADMIN, plan_data
 
 ALERT_RULES = (
@@ -26,11 +26,6 @@ MAILBOX = "security-alerts@contoso.com"
 @pytest.fixture
 def sim_size() -> tuple[int, int]:
     return (120, 16)
-
-
-@pytest.fixture(autouse=True)
-def unpaced(rig: Rig) -> None:
-    configure_limits(rig)
 
 
 def alerts_spec(**step: Any) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from app.engine.actions import start
 from app.engine.tick import tick
 from app.services.posture import plan_posture
 from tests.engine.conftest import Rig
-from tests.engine.test_rollback import configure_limits
 from tests.factories import plan_data
 
 ALERT_RULES = (
@@ -21,11 +20,6 @@ ALERT_RULES = (
     "Notification_Admin_Admin_Eligibility",
     "Notification_Admin_EndUser_Assignment",
 )
-
-
-@pytest.fixture(autouse=True)
-def unpaced(rig: Rig) -> None:
-    configure_limits(rig)
 
 
 def results(report: dict[str, Any] | None) -> dict[str, str]:

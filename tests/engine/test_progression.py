@@ -113,13 +113,6 @@ def journal(rig: Rig, plan_id: str) -> list[JournalEntry]:
         return list(JournalRepository(session).list_for_plan(plan_id))
 
 
-@pytest.fixture(autouse=True)
-def unpaced(rig: Rig) -> None:
-    # The product paces its writes far below what the simulated tenant allows, which would only
-    # make these tests slow.
-    configure_tenant(rig, graph_limits=UNPACED)
-
-
 def configure_tenant(rig: Rig, **changes: Any) -> None:
     with unit_of_work(rig.session_factory) as session:
         tenants.update_tenant(

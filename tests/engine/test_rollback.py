@@ -139,11 +139,6 @@ def configure_limits(rig: Rig, **limits: Any) -> None:
         )
 
 
-@pytest.fixture(autouse=True)
-def unpaced(rig: Rig) -> None:
-    configure_limits(rig)
-
-
 async def drive(
     rig: Rig, ectx: EngineContext, plan_id: str, until: set[str], max_ticks: int = 20
 ) -> PlanView:
