@@ -8,7 +8,9 @@ asyncio's debug mode names only the slow callback; this names the line.
 
 Time the garbage collector spends inside a callback is measured apart (``gc.callbacks``) and
 does not count towards the threshold: a collection can land in any callback, so it says nothing
-about that callback's code. ``Stall.gc_seconds`` still reports it.
+about that callback's code. ``Stall.gc_seconds`` still reports it, and a collection that alone
+runs past the threshold is logged as ``loop.gc_pause``: the loop stood still all the same (a
+large heap makes full collections take seconds).
 """
 
 from __future__ import annotations
@@ -89,6 +91,8 @@ class LoopWatchdog:
     threshold_s: float
     loop_thread_id: int
     stalls: list[Stall] = field(default_factory=list)
+    gc_pauses: list[float] = field(default_factory=list)
+    """Seconds of each garbage collection, inside one callback, longer than the threshold."""
     current_start: float | None = None
     _samples: dict[float, tuple[str, str | None]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -119,6 +123,9 @@ class LoopWatchdog:
     ) -> None:
         """On the loop thread, after each callback: record it if it blocked too long."""
         sample = self._samples.pop(started, None)
+        if gc_seconds > self.threshold_s:
+            self.gc_pauses.append(gc_seconds)
+            log.warning("loop.gc_pause", gc_ms=round(gc_seconds * 1000))
         if seconds - gc_seconds <= self.threshold_s:
             return
         stack, coroutine_file = sample or (f"(ended before its stack was taken) {handle!r}\n", None)

@@ -106,3 +106,6 @@ class TestCollections:
         assert len(watchdog.stalls) == 1, watchdog.stalls
         assert "blocking_call_in_a_handler" in watchdog.stalls[0].stack
         assert watchdog.stalls[0].gc_seconds < 0.05
+        # The collection is not the callback's fault, but the loop stood still: reported apart.
+        assert len(watchdog.gc_pauses) == 1, watchdog.gc_pauses
+        assert watchdog.gc_pauses[0] > watchdog.threshold_s

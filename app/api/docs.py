@@ -10,7 +10,7 @@ serves the description from a sync route, which FastAPI runs in a worker thread.
 from __future__ import annotations
 
 import fastapi.routing
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.routing import Mount
@@ -35,18 +35,32 @@ def prepare_routes(app: FastAPI) -> None:
             pass
 
 
+def _app(request: Request) -> FastAPI:
+    app = request.app
+    assert isinstance(app, FastAPI)
+    return app
+
+
+# Module-level handlers that find the app in the request: FastAPI keeps the callables it has
+# classified in a process-wide cache, so a handler closing over its app would keep every app
+# built in the process alive (a test process builds hundreds).
+
+
+def _openapi_json(request: Request) -> JSONResponse:
+    # Sync on purpose: the first call generates the description, off the loop.
+    return JSONResponse(_app(request).openapi())
+
+
+async def _swagger_ui(request: Request) -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url=OPENAPI_URL, title=f"{_app(request).title} - Swagger UI")
+
+
+async def _redoc(request: Request) -> HTMLResponse:
+    return get_redoc_html(openapi_url=OPENAPI_URL, title=f"{_app(request).title} - ReDoc")
+
+
 def serve_description(app: FastAPI) -> None:
     """Add ``/openapi.json`` and its two readers to ``app``, built with ``openapi_url=None``."""
-
-    @app.get(OPENAPI_URL, include_in_schema=False)
-    def openapi_json() -> JSONResponse:
-        # Sync on purpose: the first call generates the description, off the loop.
-        return JSONResponse(app.openapi())
-
-    @app.get("/docs", include_in_schema=False)
-    async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=OPENAPI_URL, title=f"{app.title} - Swagger UI")
-
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(openapi_url=OPENAPI_URL, title=f"{app.title} - ReDoc")
+    app.add_api_route(OPENAPI_URL, _openapi_json, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/docs", _swagger_ui, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/redoc", _redoc, methods=["GET"], include_in_schema=False)

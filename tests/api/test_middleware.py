@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -166,6 +168,18 @@ class TestStartup:
             page = client.get(reader)
             assert page.status_code == 200, reader
             assert "/openapi.json" in page.text, reader
+
+    def test_an_app_that_served_requests_is_freed_when_dropped(self, ctx: AppContext) -> None:
+        # FastAPI caches the callables it classifies process-wide; a route closing over its
+        # app kept every app of a test process alive (millions of objects, long collections).
+        app = create_app(ctx.settings, context=ctx)
+        with TestClient(app) as client:
+            for path in ("/healthz", "/openapi.json", "/docs", "/redoc", "/ui/login"):
+                assert client.get(path).status_code == 200, path
+        alive = weakref.ref(app)
+        del app, client
+        gc.collect()
+        assert alive() is None, "something process-wide still holds the app"
 
 
 class TestNulCharacters:
