@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import math
 import os
 import random
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -300,6 +302,19 @@ class Launch(Protocol):
     ) -> Awaitable[BlackBox]: ...
 
 
+@pytest.fixture(autouse=True)
+def _frozen_heap() -> Iterator[None]:
+    """The test process's heap as it stands is left out of garbage collection while the test
+    runs: a worker that ran hundreds of tests holds millions of objects, and a full collection
+    of them stops this process's loop for seconds, which would read as the service's latency."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 @pytest.fixture
 async def launch(database_url: str, tmp_path: Path) -> AsyncIterator[Launch]:
     """Start a simulated tenant with ``sim_args`` and ``serve`` on the test's database.
@@ -360,6 +375,10 @@ class LoadStats:
     failures: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
     latencies: dict[str, list[float]] = field(default_factory=dict)
+    client_lag: float = 0.0
+    """The longest this process's own loop came late to a timer: time the pollers could not
+    have measured the service."""
+    client_lag_at: float = 0.0
 
     @property
     def failed(self) -> int:
@@ -383,7 +402,11 @@ class LoadStats:
 
     def summary(self) -> str:
         kinds = ", ".join(f"{kind}: {n}" for kind, n in self.failures.most_common()) or "none"
-        lines = [f"pollers: {self.total} requests, {self.failed} failed ({kinds})"]
+        lines = [
+            f"pollers: {self.total} requests, {self.failed} failed ({kinds}); the test "
+            f"process's own loop came at most {self.client_lag * 1000:.0f} ms late "
+            f"(t+{self.client_lag_at:.1f}s)"
+        ]
         for label, values in sorted(self.latencies.items()):
             lines.append(
                 f"  {label:9} n={len(values):5} p50={percentile(values, 0.5) * 1000:7.0f}ms "
@@ -404,6 +427,16 @@ def poll_targets(plan_id: str) -> list[tuple[str, str]]:
         ("ui_plan", f"/ui/plans/{plan_id}"),
         ("ui_live", f"/ui/plans/{plan_id}/live"),
     ]
+
+
+async def _watch_client_loop(stats: LoadStats, stop: asyncio.Event, tick: float = 0.05) -> None:
+    """How late this process's loop wakes up: a stall here delays every poller's reading."""
+    while not stop.is_set():
+        due = time.monotonic() + tick
+        await asyncio.sleep(tick)
+        late = time.monotonic() - due
+        if late > stats.client_lag:
+            stats.client_lag, stats.client_lag_at = late, time.monotonic() - stats.started
 
 
 async def _poll(
@@ -454,9 +487,13 @@ async def run_pollers(
     stop = asyncio.Event()
     targets = poll_targets(plan_id)
     rng = random.Random(seed)
+    # One TLS context for all (each client would otherwise load the CA bundle, on the loop),
+    # though the service answers plain HTTP on loopback.
+    tls = ssl.create_default_context()
     pool = [
         httpx.AsyncClient(
             base_url=box.serve.url,
+            verify=tls,
             headers={"Authorization": f"Bearer {box.token}"},
             cookies=cookies,
             timeout=REQUEST_TIMEOUT_S,
@@ -468,6 +505,7 @@ async def run_pollers(
         asyncio.create_task(_poll(client, targets, i, stop, stats, random.Random(rng.random())))
         for i, client in enumerate(pool)
     ]
+    tasks.append(asyncio.create_task(_watch_client_loop(stats, stop)))
     try:
         yield stats
     finally:
