@@ -297,7 +297,11 @@ class SimContext:
                 503,
                 errors.SERVICE_UNAVAILABLE,
                 "The service is temporarily unavailable. Please retry later.",
-                headers={"Retry-After": str(self.faults.retry_after())},
+                headers={
+                    "Retry-After": str(
+                        self.faults.retry_after(self.limits.unavailable_retry_after_max_seconds)
+                    )
+                },
             )
         elif status == 504:
             error = GraphError(504, errors.GATEWAY_TIMEOUT, "The gateway timed out.")

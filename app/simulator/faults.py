@@ -23,6 +23,9 @@ class SimLimits(BaseModel):
         default=0.0, ge=0, le=1, description="share committed but never answered in time"
     )
     lost_response_hang_seconds: float = Field(default=60.0, ge=0, le=3600)
+    unavailable_retry_after_max_seconds: int = Field(
+        default=5, ge=1, le=120, description="a 503's Retry-After: whole seconds, 1 to this"
+    )
     seed: int = Field(default=1, description="seeds faults and batch reply order")
     throttling: bool = Field(default=True, description="false turns every token bucket off")
     ru_per_10s: int | None = Field(
@@ -70,6 +73,6 @@ class FaultInjector:
         self._rng.shuffle(shuffled)
         return shuffled
 
-    def retry_after(self) -> int:
+    def retry_after(self, longest: int) -> int:
         """Seconds a 503 asks the caller to wait (Graph sends whole seconds on 503)."""
-        return self._rng.randint(1, 5)
+        return self._rng.randint(1, longest)

@@ -169,6 +169,22 @@ class TestFaults:
         assert statuses == {500, 503, 504}
         assert tenant.eligibles.find(principal, USER_ADMIN, "/") is None
 
+    @pytest.mark.parametrize("longest", [1, 3])
+    async def test_a_503_asks_for_whole_seconds_up_to_the_setting(
+        self, make_sim: SimFactory, tenant: SimState, longest: int
+    ) -> None:
+        limits = SimLimits(
+            throttling=False, fault_rate=1.0, seed=3, unavailable_retry_after_max_seconds=longest
+        )
+        sim = await make_sim(tenant, limits)
+        principal = holder(tenant, USER_ADMIN)
+        asked: set[str] = set()
+        for _ in range(40):
+            response = await sim.request("eligibility", assign_body(principal, USER_ADMIN))
+            if response.status_code == 503:
+                asked.add(response.headers["Retry-After"])
+        assert asked == {str(n) for n in range(1, longest + 1)}
+
     async def _statuses(self, make_sim: SimFactory, seed: int) -> list[int]:
         sim = await make_sim(
             generate_tenant(seed=1), SimLimits(throttling=False, fault_rate=0.4, seed=seed)
