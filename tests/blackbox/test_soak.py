@@ -57,7 +57,12 @@ async def test_rollout_and_rollback_under_pollers(
         box = await launch(
             *SIM_ARGS, *FAULT_ARGS, env={"PIM_ROLLOUT_GRAPH__REQUEST_TIMEOUT_SECONDS": "3"}
         )
-        await box.sim_json("PUT", "/_sim/faults", {"lost_response_hang_seconds": 5})
+        # A 503 asks for 1-2 s (instead of up to 5): as many waits, each shorter.
+        await box.sim_json(
+            "PUT",
+            "/_sim/faults",
+            {"lost_response_hang_seconds": 5, "unavailable_retry_after_max_seconds": 2},
+        )
     else:
         box = await launch(*SIM_ARGS)
     retries = OPERATOR_RETRIES if faults else 0
