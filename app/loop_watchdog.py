@@ -11,6 +11,12 @@ does not count towards the threshold: a collection can land in any callback, so 
 about that callback's code. ``Stall.gc_seconds`` still reports it, and a collection that alone
 runs past the threshold is logged as ``loop.gc_pause``: the loop stood still all the same (a
 large heap makes full collections take seconds).
+
+Time the loop thread spent ready to run but waiting for a CPU (the kernel's run-queue wait,
+``/proc/.../schedstat``, on Linux) does not count either: on a machine with more runnable
+threads than cores any callback can be preempted past the threshold, and that says nothing
+about its code. ``Stall.runnable_seconds`` reports it; ``starved`` keeps the callbacks that only
+preemption made long.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import os
 import sys
 import threading
 import time
@@ -57,6 +64,8 @@ class Stall:
     """The file of the innermost coroutine outside the libraries: whose code was blocking."""
     gc_seconds: float = 0.0
     """Of ``seconds``, how long the garbage collector ran (not counted against the code)."""
+    runnable_seconds: float = 0.0
+    """Of ``seconds``, how long the thread waited for a CPU (not counted against the code)."""
 
 
 def _install_callback_timer() -> None:
@@ -74,14 +83,19 @@ def _install_callback_timer() -> None:
                 _original_run(handle)
                 return
             collecting_before = _gc_seconds.get(thread, 0.0)
+            queued_before = watchdog.run_queue_seconds()
             started = time.monotonic()
             watchdog.current_start = started
             try:
                 _original_run(handle)
             finally:
                 watchdog.current_start = None
+                seconds = time.monotonic() - started
                 collecting = _gc_seconds.get(thread, 0.0) - collecting_before
-                watchdog.callback_ended(started, time.monotonic() - started, handle, collecting)
+                queued = 0.0
+                if seconds - collecting > watchdog.threshold_s:
+                    queued = max(0.0, watchdog.run_queue_seconds() - queued_before)
+                watchdog.callback_ended(started, seconds, handle, collecting, queued)
 
         asyncio.events.Handle._run = _timed_run  # type: ignore[method-assign,assignment]
 
@@ -93,7 +107,10 @@ class LoopWatchdog:
     stalls: list[Stall] = field(default_factory=list)
     gc_pauses: list[float] = field(default_factory=list)
     """Seconds of each garbage collection, inside one callback, longer than the threshold."""
+    starved: list[Stall] = field(default_factory=list)
+    """Callbacks past the threshold only because the thread waited for a CPU that long."""
     current_start: float | None = None
+    _schedstat: int | None = None
     _samples: dict[float, tuple[str, str | None]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -104,6 +121,7 @@ class LoopWatchdog:
         asyncio.get_running_loop()  # only a running loop's thread can be watched
         _install_callback_timer()
         watchdog = cls(threshold_s, threading.get_ident())
+        watchdog._schedstat = _open_schedstat()
         _WATCHED[watchdog.loop_thread_id] = watchdog
         watchdog._thread = threading.Thread(
             target=watchdog._watch, name="loop-watchdog", daemon=True
@@ -117,9 +135,26 @@ class LoopWatchdog:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=1)
+        fd, self._schedstat = self._schedstat, None
+        if fd is not None:
+            os.close(fd)
+
+    def run_queue_seconds(self) -> float:
+        """Seconds the loop thread has waited for a CPU so far (0 where the kernel won't say)."""
+        if self._schedstat is None:
+            return 0.0
+        try:
+            return int(os.pread(self._schedstat, 64, 0).split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):
+            return 0.0
 
     def callback_ended(
-        self, started: float, seconds: float, handle: asyncio.Handle, gc_seconds: float = 0.0
+        self,
+        started: float,
+        seconds: float,
+        handle: asyncio.Handle,
+        gc_seconds: float = 0.0,
+        runnable_seconds: float = 0.0,
     ) -> None:
         """On the loop thread, after each callback: record it if it blocked too long."""
         sample = self._samples.pop(started, None)
@@ -129,12 +164,16 @@ class LoopWatchdog:
         if seconds - gc_seconds <= self.threshold_s:
             return
         stack, coroutine_file = sample or (f"(ended before its stack was taken) {handle!r}\n", None)
-        stall = Stall(seconds, stack, coroutine_file, gc_seconds)
+        stall = Stall(seconds, stack, coroutine_file, gc_seconds, runnable_seconds)
+        if seconds - gc_seconds - runnable_seconds <= self.threshold_s:
+            self.starved.append(stall)
+            return
         self.stalls.append(stall)
         log.warning(
             "loop.blocked",
             blocked_ms=round(seconds * 1000),
             gc_ms=round(gc_seconds * 1000),
+            runnable_ms=round(runnable_seconds * 1000),
             stack=stall.stack,
         )
 
@@ -152,6 +191,20 @@ class LoopWatchdog:
         if frame is None:
             return "(no frame)\n", None
         return "".join(traceback.format_stack(frame)), _innermost_own_coroutine(frame)
+
+
+def _open_schedstat() -> int | None:
+    """The calling thread's scheduler statistics (Linux), or None where there are none."""
+    try:
+        fd = os.open(f"/proc/self/task/{threading.get_native_id()}/schedstat", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        int(os.pread(fd, 64, 0).split()[1])
+    except (OSError, IndexError, ValueError):
+        os.close(fd)
+        return None
+    return fd
 
 
 _LIBRARIES = tuple({p for p in (sys.prefix, sys.base_prefix, sys.exec_prefix) if p} | {"<"})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import multiprocessing
+import os
 import time
 from pathlib import Path
 
@@ -109,3 +111,64 @@ class TestCollections:
         # The collection is not the callback's fault, but the loop stood still: reported apart.
         assert len(watchdog.gc_pauses) == 1, watchdog.gc_pauses
         assert watchdog.gc_pauses[0] > watchdog.threshold_s
+
+
+def _burn(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def _cpu_work(seconds: float) -> None:
+    """``seconds`` of CPU time on this thread, however long that takes on the clock."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or not Path("/proc/thread-self/schedstat").exists(),
+    reason="needs Linux's CPU affinity and scheduler statistics",
+)
+class TestPreemption:
+    """A callback made long only by other processes holding the CPU is not the code's fault."""
+
+    @pytest.mark.blocks_event_loop
+    async def test_waiting_for_a_cpu_does_not_count_against_the_callback(self) -> None:
+        cpu = min(os.sched_getaffinity(0))
+        before = os.sched_getaffinity(0)
+        # Four processes spinning on the loop thread's one CPU: it gets about a fifth of it.
+        spawn = multiprocessing.get_context("spawn")
+        burners = [spawn.Process(target=_burn, args=(4.0,), daemon=True) for _ in range(4)]
+        for burner in burners:
+            burner.start()
+        try:
+            for burner in burners:
+                assert burner.pid is not None
+                os.sched_setaffinity(burner.pid, {cpu})
+            os.sched_setaffinity(0, {cpu})  # this thread, the loop's
+            await asyncio.sleep(0.5)  # the burners are up and spinning
+            watchdog = LoopWatchdog.start(threshold_s=0.1)
+            try:
+                await asyncio.sleep(0)  # watched from the next callback on
+                began = time.monotonic()
+                _cpu_work(0.05)  # half the threshold of work, stretched by preemption
+                stretched = time.monotonic() - began
+                await asyncio.sleep(0.01)
+                _cpu_work(0.2)  # twice the threshold of work: blocked, whatever the wait
+                await asyncio.sleep(0.01)
+            finally:
+                watchdog.stop()
+        finally:
+            os.sched_setaffinity(0, before)
+            for burner in burners:
+                burner.kill()
+                burner.join(timeout=5)
+        assert stretched > 0.1, "the machine did not preempt the loop thread; nothing tested"
+        assert [s for s in watchdog.starved if s.seconds >= stretched * 0.9], (
+            stretched,
+            [(s.seconds, s.runnable_seconds) for s in watchdog.starved + watchdog.stalls],
+        )
+        assert len(watchdog.stalls) == 1, watchdog.stalls
+        blocked = watchdog.stalls[0]
+        assert blocked.seconds - blocked.runnable_seconds > 0.15
