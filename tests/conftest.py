@@ -26,19 +26,11 @@ from app.db.migrate import upgrade
 from app.db.session import SessionFactory, create_db_engine, create_session_factory
 from app.logging import configure_logging
 from app.loop_watchdog import LoopWatchdog, Stall
-from tests.scheduling import expected_seconds, longest_first
 
 PG_ADMIN_URL = os.environ.get(
     "PIM_ROLLOUT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 DATABASES = os.environ.get("PIM_ROLLOUT_TEST_DATABASES", "sqlite,postgresql").split(",")
-
-
-@pytest.hookimpl(trylast=True)  # after -m/-k have deselected: the slices xdist will cut
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist, every worker's first tests are its share of the long ones."""
-    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
-    items[:] = longest_first(items, workers, lambda item: expected_seconds(item.nodeid))
 
 
 def _pg_conninfo(dbname: str) -> str:
