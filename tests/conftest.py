@@ -250,7 +250,26 @@ def blocked_by_product(stall: Stall) -> bool:
         beyond = stall.stack.rpartition(_IN_PROCESS_ASGI)[2]
         if not any(_is_product(line) for line in beyond.splitlines() if "File " in line):
             return False
+    if waiting_for_a_new_thread(stall.stack):
+        return False
     return _is_product(f'File "{stall.coroutine_file or ""}"')
+
+
+def waiting_for_a_new_thread(stack: str) -> bool:
+    """Whether the loop was inside ``Thread.start``, which waits until the new thread runs.
+
+    anyio starts a worker thread when a loop has no idle one (each test has a loop of its
+    own, so each test starts a few). How long that takes is how long the new thread waits for
+    a CPU: with more runnable threads than cores, the same scheduling delay that the watchdog
+    leaves out for the loop thread itself (``Stall.runnable_seconds``).
+    """
+    frames = [line for line in stack.splitlines() if line.lstrip().startswith('File "')]
+    tail = []
+    for frame in reversed(frames):
+        if not frame.partition('",')[0].endswith("/threading.py"):
+            break
+        tail.append(frame)
+    return any(frame.endswith(", in start") for frame in tail)
 
 
 @pytest.fixture(autouse=True)

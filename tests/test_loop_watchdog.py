@@ -87,6 +87,25 @@ class TestWhoBlocked:
         )
         assert blocked_by_product(Stall(0.3, stack, f"{self.APP}/api/routes/plans.py"))
 
+    def test_waiting_for_a_new_worker_thread_to_run_is_not(self) -> None:
+        threading_py = "/usr/lib/python3.11/threading.py"
+        stack = (
+            self.frame(f"{self.APP}/db/session.py")
+            + self.frame("/venv/site-packages/anyio/_backends/_asyncio.py")
+            + f'  File "{threading_py}", line 969, in start\n    self._started.wait()\n'
+            + f'  File "{threading_py}", line 629, in wait\n    signaled = self._cond.wait()\n'
+            + f'  File "{threading_py}", line 327, in wait\n    waiter.acquire()\n'
+        )
+        assert not blocked_by_product(Stall(0.2, stack, f"{self.APP}/engine/inventory.py"))
+
+    def test_the_products_own_wait_on_a_thread_is_blamed(self) -> None:
+        threading_py = "/usr/lib/python3.11/threading.py"
+        stack = (
+            self.frame(f"{self.APP}/engine/tick.py")
+            + f'  File "{threading_py}", line 1112, in join\n    self._wait_for_tstate_lock()\n'
+        )
+        assert blocked_by_product(Stall(0.2, stack, f"{self.APP}/engine/tick.py"))
+
 
 class TestCollections:
     @pytest.mark.blocks_event_loop
