@@ -20,7 +20,10 @@ demo: $(STAMP)
 # Tests run in parallel processes (pytest-xdist); most wait on simulated Graph latency, so a
 # few more processes than cores keep both busy. TEST_WORKERS=0 runs them in this process.
 TEST_WORKERS ?= 4
-PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=15
+# Bytecode is cached even where the environment turns that off (PYTHONDONTWRITEBYTECODE): every
+# test worker, and every service process a test starts, would otherwise compile the app and
+# rewrite the test modules again, seconds of CPU each.
+PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=15
 
 test: $(STAMP)
 	$(PYTEST)
