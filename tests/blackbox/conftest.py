@@ -38,11 +38,14 @@ import pytest
 
 from tests.conftest import DATABASES, PG_ADMIN_URL
 from tests.engine.helpers import no_lockout
-from tests.factories import ROOT
+from tests.factories import ROOT, plan_data
 from tests.invariants.conftest import Sim, free_port, start_sim
 
 # A request slower than this counts as failed (and is cut off there).
 REQUEST_TIMEOUT_S = 10.0
+POLL_PAUSE_S = (0.5, 1.5)
+"""A dashboard's pause between two requests: 50 of them ask for about 50 pages a second, half
+of what ``serve`` answers on two cores alongside the engine, so the engine is not starved."""
 # Plan actions (start runs preflight and takes the baseline) may legitimately take longer.
 ACTION_TIMEOUT_S = 120.0
 # What a healthy serve log never contains.
@@ -473,7 +476,7 @@ async def _poll(
             else:
                 stats.record(label, elapsed, None)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=rng.uniform(0.2, 0.5))
+            await asyncio.wait_for(stop.wait(), timeout=rng.uniform(*POLL_PAUSE_S))
 
 
 @contextlib.asynccontextmanager
@@ -555,6 +558,19 @@ PlanHook = Callable[[dict[str, Any]], Awaitable[bool]]
 AdvanceHook = Callable[[str], Awaitable[None]]
 
 
+DEMO_PHASE_GAP_S = 4
+"""The shipped demo plan starts its phases 20 s apart, for a person to watch; the tests wait
+for the work, not the clock, and a phase whose time has come still waits for the one before."""
+
+
+def demo_plan(phase_gap_seconds: int) -> dict[str, Any]:
+    """The shipped demo plan as an inline spec, phase ``i`` starting ``i * gap`` after the start."""
+    spec = plan_data("demo")
+    for index, phase in enumerate(spec["phases"]):
+        phase["starts_after"] = f"PT{index * phase_gap_seconds}S"
+    return spec
+
+
 class Operator:
     """Drives one plan through the public API with bounded waits, like a person would."""
 
@@ -618,7 +634,11 @@ class Operator:
             )
         return response
 
-    async def create_plan(self, *, name: str = "Soak", template: str = "demo") -> str:
+    async def create_plan(
+        self, *, name: str = "Soak", phase_gap_seconds: int = DEMO_PHASE_GAP_S
+    ) -> str:
+        """A tenant for the simulated one, and the demo plan on it, its phases
+        ``phase_gap_seconds`` apart."""
         profile = await self.box.sim_json("GET", "/_sim/profile")
         tenant = (
             await self.call(
@@ -639,7 +659,7 @@ class Operator:
             await self.call(
                 "POST",
                 "/api/v1/plans",
-                body={"tenant_id": tenant["id"], "template": template},
+                body={"tenant_id": tenant["id"], "spec": demo_plan(phase_gap_seconds)},
                 expect={201},
             )
         ).json()

@@ -1,7 +1,7 @@
 """The HTTP commands against the product as it runs: ``serve`` and a simulated tenant as
 processes, each command its own ``pim-rollout`` process, as a script would run them.
 
-The demo plan (a schedule of seconds) is started, watched to each manual gate, advanced,
+The demo plan (its phases a few seconds apart) is started, watched to each manual gate, advanced,
 watched to completion and rolled back, with the exit codes and output a script relies on.
 """
 

@@ -1,4 +1,5 @@
-"""Soak: the demo plan's whole rollout and rollback, while 50 dashboards poll the service.
+"""Soak: the demo plan's whole rollout and rollback (its phases a few seconds apart), while 50
+dashboards poll the service.
 
 ``serve`` and the simulated tenant run as their own processes; everything goes over HTTP. A
 healthy service answers every poll (no transport error, no 5xx, nothing slower than 10 s),
@@ -52,16 +53,22 @@ async def test_rollout_and_rollback_under_pollers(
 ) -> None:
     began = time.monotonic()
     if faults:
-        # A lost answer hangs 5 s (instead of 60) and the product gives up after 3 s and
-        # verifies, so a handful of lost answers cost seconds, not minutes.
+        # The engine works item by item, so every fault's wait adds up: a lost answer hangs
+        # 3 s (instead of 60) and the product gives up after 2 s and verifies; a 503 asks for
+        # 1 s (instead of up to 5); other 5xx are retried after 0.1 s, doubling. As many
+        # faults, each cheaper to wait out.
         box = await launch(
-            *SIM_ARGS, *FAULT_ARGS, env={"PIM_ROLLOUT_GRAPH__REQUEST_TIMEOUT_SECONDS": "3"}
+            *SIM_ARGS,
+            *FAULT_ARGS,
+            env={
+                "PIM_ROLLOUT_GRAPH__REQUEST_TIMEOUT_SECONDS": "2",
+                "PIM_ROLLOUT_GRAPH__BACKOFF_BASE_SECONDS": "0.1",
+            },
         )
-        # A 503 asks for 1-2 s (instead of up to 5): as many waits, each shorter.
         await box.sim_json(
             "PUT",
             "/_sim/faults",
-            {"lost_response_hang_seconds": 5, "unavailable_retry_after_max_seconds": 2},
+            {"lost_response_hang_seconds": 3, "unavailable_retry_after_max_seconds": 1},
         )
     else:
         box = await launch(*SIM_ARGS)
