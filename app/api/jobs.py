@@ -86,11 +86,14 @@ async def answer_with_job(
     """Run ``work`` as a job and answer as the caller prefers (RFC 7240).
 
     Done within the wait: the outcome, as the synchronous endpoint always answered (``render``
-    of the result, or the job's problem with its status). Otherwise ``202 Accepted`` with the
-    job, ``Location`` to poll and ``Retry-After``.
+    of the result, or the job's problem with its status). Otherwise, and always for
+    ``respond-async``, ``202 Accepted`` with the job, ``Location`` to poll and ``Retry-After``.
     """
     job = await jobs.submit(kind=kind, tenant_id=tenant_id, plan_id=plan_id, actor=actor, work=work)
-    job = await jobs.wait(job.id, prefer.seconds)
+    if prefer.seconds > 0:
+        job = await jobs.wait(job.id, prefer.seconds)
+    # respond-async: the job as submitted, even when a quick one is already done by now, so a
+    # client that asked to poll always gets something to poll.
     applied = {"Preference-Applied": prefer.asked} if prefer.asked else {}
     now = jobs.ectx.clock.now()
     state = effective_state(job, now)

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import pytest
+from fastapi.responses import JSONResponse, Response
 from fastapi.testclient import TestClient
 from starlette.applications import Starlette
 
+from app.api.jobs import answer_with_job
+from app.api.prefer import wait_preference
+from app.db.models import Job
+from app.db.session import unit_of_work
+from app.domain.tenant import TenantSpec
+from app.engine.context import EngineContext
+from app.engine.jobs import JobProgress, JobRunner, Work
+from app.services import tenants
+from app.services.context import AppContext
 from app.simulator.app import create_simulator_app
 from app.simulator.faults import SimLimits
 from app.simulator.seed import generate_tenant
@@ -195,3 +206,53 @@ class TestJobAccess:
             ).json()
             == []
         )
+
+
+class _FinishesBeforeTheAnswer(JobRunner):
+    """A runner whose jobs are done by the time ``submit`` returns: the quickest job there is."""
+
+    async def submit(
+        self, *, kind: str, tenant_id: str, plan_id: str | None, actor: str, work: Work
+    ) -> Job:
+        job = await super().submit(
+            kind=kind, tenant_id=tenant_id, plan_id=plan_id, actor=actor, work=work
+        )
+        await asyncio.wait({self._tasks[job.id]})
+        return job
+
+
+class TestRespondAsync:
+    async def test_a_job_already_done_is_still_answered_202_to_poll(
+        self, ctx: AppContext, sim_tenant_body: dict[str, Any]
+    ) -> None:
+        spec = TenantSpec.model_validate({**sim_tenant_body, "auth": {"kind": "none"}})
+        with unit_of_work(ctx.session_factory) as session:
+            tenant_id = tenants.create_tenant(
+                session, spec=spec, box=ctx.secret_box, now=ctx.clock.now()
+            ).id
+        runner = _FinishesBeforeTheAnswer(EngineContext.from_app(ctx))
+
+        async def work(_progress: JobProgress) -> dict[str, Any]:
+            return {"done": True}
+
+        async def answer(prefer: str) -> Response:
+            return await answer_with_job(
+                runner,
+                wait_preference(prefer),
+                kind=f"test-{prefer}",
+                tenant_id=tenant_id,
+                plan_id=None,
+                actor="tester",
+                work=work,
+                render=JSONResponse,
+            )
+
+        try:
+            polled = await answer("respond-async")
+            assert polled.status_code == 202, "a client that asked to poll always polls"
+            assert polled.headers["Location"].startswith("/api/v1/jobs/")
+            waited = await answer("wait=5")
+            assert waited.status_code == 200
+            assert bytes(waited.body) == b'{"done":true}'
+        finally:
+            await runner.aclose()
