@@ -32,7 +32,7 @@ from app.problems import install_problem_handlers
 from app.services.context import AppContext, SystemClock
 from app.services.secrets import SecretBox
 from app.settings import Settings
-from app.ui.app import mount_ui
+from app.ui.app import bind_ui_context, mount_ui
 
 if TYPE_CHECKING:
     from app.engine.gates import GateEvaluator
@@ -72,52 +72,14 @@ def create_app(
 ) -> FastAPI:
     """Build the app; tests pass a ready ``context`` (ASGITransport runs no lifespan)."""
     ctx = context or build_context(settings)
-    if gates is None:
-        from app.engine.health_gates import MonitoringGates
-
-        gates = MonitoringGates(settings.monitoring)
     _observe_graph()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Sync handlers and database work share these threads; the pool is sized to match.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.database_threads
-        watchdog = None
-        if settings.loop_watchdog_ms > 0:
-            from app.loop_watchdog import LoopWatchdog
-
-            watchdog = LoopWatchdog.start(threshold_s=settings.loop_watchdog_ms / 1000)
-        scheduler = None
-        engine = EngineContext.from_app(ctx)
-        if settings.scheduler.enabled:
-            from app.engine.scheduler import start_scheduler
-
-            scheduler = start_scheduler(
-                engine,
-                gates,
-                seconds=settings.scheduler.tick_seconds,
-                monitoring=settings.monitoring,
-            )
-        try:
-            yield
-        finally:
-            if scheduler is not None:
-                scheduler.shutdown(wait=False)
-                await engine.shutdown.drain(settings.scheduler.shutdown_grace_seconds)
-            await app.state.jobs.aclose()
-            await ctx.graph_factory.aclose_all()
-            if watchdog is not None:
-                watchdog.stop()
-
     app = FastAPI(
         title="PIM Rollout",
         version="0.1.0",
         description="Phased rollout of Entra ID PIM, with exact rollback.",
-        lifespan=lifespan,
+        lifespan=_lifespan,
         openapi_url=None,  # served by serve_description, off the loop
     )
-    app.state.ctx = ctx
-    app.state.jobs = JobRunner(EngineContext.from_app(ctx))
     install_problem_handlers(app)
     for router in (
         health.router,
@@ -135,9 +97,60 @@ def create_app(
     serve_description(app)
     app.add_middleware(RefuseNulCharacters)
     app.add_middleware(RequestContextMiddleware)  # the outer one: it logs the refusals too
-    mount_ui(app, ctx)
+    app.state.ui = mount_ui(app, ctx)
+    bind_context(app, ctx, gates=gates)
     prepare_routes(app)
     return app
+
+
+def bind_context(app: FastAPI, ctx: AppContext, *, gates: GateEvaluator | None = None) -> None:
+    """Serve ``app`` (built by :func:`create_app`) and its UI with ``ctx`` from its next start.
+
+    Everything the app serves with is here, in ``app.state``: the context (and its settings),
+    the job runner and the health gates, which the lifespan reads when the app starts.
+    """
+    if gates is None:
+        from app.engine.health_gates import MonitoringGates
+
+        gates = MonitoringGates(ctx.settings.monitoring)
+    app.state.ctx = ctx
+    app.state.jobs = JobRunner(EngineContext.from_app(ctx))
+    app.state.gates = gates
+    bind_ui_context(app.state.ui, ctx)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    ctx: AppContext = app.state.ctx
+    settings = ctx.settings
+    # Sync handlers and database work share these threads; the pool is sized to match.
+    anyio.to_thread.current_default_thread_limiter().total_tokens = settings.database_threads
+    watchdog = None
+    if settings.loop_watchdog_ms > 0:
+        from app.loop_watchdog import LoopWatchdog
+
+        watchdog = LoopWatchdog.start(threshold_s=settings.loop_watchdog_ms / 1000)
+    scheduler = None
+    engine = EngineContext.from_app(ctx)
+    if settings.scheduler.enabled:
+        from app.engine.scheduler import start_scheduler
+
+        scheduler = start_scheduler(
+            engine,
+            app.state.gates,
+            seconds=settings.scheduler.tick_seconds,
+            monitoring=settings.monitoring,
+        )
+    try:
+        yield
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+            await engine.shutdown.drain(settings.scheduler.shutdown_grace_seconds)
+        await app.state.jobs.aclose()
+        await ctx.graph_factory.aclose_all()
+        if watchdog is not None:
+            watchdog.stop()
 
 
 def _observe_graph() -> None:

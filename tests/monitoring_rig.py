@@ -34,7 +34,6 @@ from app.engine.tick import tick
 from app.graph.client import GraphClient
 from app.graph.factory import GraphClientFactory
 from app.graph.models import ScheduleRequestAction, ScheduleRequestCreate
-from app.main import create_app
 from app.services import plans, tenants
 from app.services.context import AppContext
 from app.services.monitoring.collect import CollectionResult
@@ -46,6 +45,7 @@ from app.simulator.clock import FakeClock
 from app.simulator.faults import SimLimits
 from app.simulator.seed import generate_tenant
 from app.simulator.state import SimState
+from tests.factories import VirtualSeconds, app_under_test
 
 SIM_URL = "http://sim.test/v1.0"
 REQUESTS = "/v1.0/roleManagement/directory/roleAssignmentScheduleRequests"
@@ -275,9 +275,12 @@ async def monitoring_rig(
     sim_app = create_simulator_app(
         state, limits=SimLimits(min_change_interval_seconds=0), clock=clock
     )
+    graph_time = VirtualSeconds()  # the audit-log pacing (2 s a page) takes no wall time
     factory = GraphClientFactory(
         GraphSettings(request_timeout_seconds=5, total_deadline_seconds=30),
         transport_for=lambda _url: httpx.ASGITransport(app=sim_app),
+        sleeper=graph_time.sleep,
+        clock=graph_time.clock,
     )
     box = SecretBox(Fernet.generate_key())
     ectx = EngineContext(
@@ -426,7 +429,7 @@ async def monitoring_api(
         for role in ("viewer", "operator"):
             token, _ = create_token(session, role=role, name=role, now=rig.clock.now())
             headers[role] = {"Authorization": f"Bearer {token}"}
-    app = create_app(settings, context=ctx)
+    app = app_under_test(ctx)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as http:
         yield Api(rig, http, headers, app)

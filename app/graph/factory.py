@@ -7,7 +7,8 @@ pacers and the throttle gates, which only work if every worker of a tenant share
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -46,7 +47,9 @@ class GraphClientFactory:
 
     ``transport_for(base_url)`` is the seam for in-process tenants: it returns e.g.
     ``httpx.ASGITransport(app=simulator)`` for a simulated tenant's URL, or ``None`` for the
-    network. ``auth_builder`` exists for tests that must not contact login.microsoftonline.com.
+    network. ``auth_builder`` exists for tests that must not contact login.microsoftonline.com;
+    ``sleeper`` and ``clock`` (monotonic seconds) for tests that run the clients' pacing and
+    retry waits on a clock of their own.
     """
 
     def __init__(
@@ -55,10 +58,14 @@ class GraphClientFactory:
         *,
         transport_for: TransportFor | None = None,
         auth_builder: AuthBuilder = build_auth,
+        sleeper: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._transport_for = transport_for
         self._auth_builder = auth_builder
+        self._sleeper = sleeper
+        self._clock = clock
         self._entries: dict[str, _Entry] = {}
         self._lock = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()
@@ -96,6 +103,8 @@ class GraphClientFactory:
             transport=transport,
             settings=self._settings,
             limits=limits,
+            sleeper=self._sleeper,
+            clock=self._clock,
         )
         return token_auth, client
 

@@ -7,6 +7,7 @@ keeps answering problem+json to bearer tokens.
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -63,7 +64,6 @@ class SecurityHeaders:
 
 def create_ui_app(ctx: AppContext) -> FastAPI:
     ui = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    ui.state.ctx = ctx
     install_error_pages(ui)
     for router in (
         auth_routes.router,
@@ -76,7 +76,17 @@ def create_ui_app(ctx: AppContext) -> FastAPI:
         ui.include_router(router)
     ui.mount("/static", StaticFiles(packages=[("app.ui", "static")]), name="static")
     ui.add_middleware(SecurityHeaders)
-    ui.add_middleware(
+    bind_ui_context(ui, ctx)
+    return ui
+
+
+def bind_ui_context(ui: FastAPI, ctx: AppContext) -> None:
+    """Serve the UI with ``ctx``: its state, and a session cookie signed with ``ctx``'s key.
+
+    Only before the UI serves (the middleware stack is built again at the next request).
+    """
+    ui.state.ctx = ctx
+    session = Middleware(
         SessionMiddleware,
         secret_key=auth.session_secret(ctx.secret_box),
         session_cookie=auth.COOKIE_NAME,
@@ -85,14 +95,18 @@ def create_ui_app(ctx: AppContext) -> FastAPI:
         same_site="strict",
         https_only=auth.cookie_is_secure(ctx.settings),
     )
-    return ui
+    # The session is the outermost middleware, as add_middleware would have put it.
+    others = [m for m in ui.user_middleware if m.cls is not SessionMiddleware]
+    ui.user_middleware = [session, *others]
+    ui.middleware_stack = None
 
 
-def mount_ui(app: FastAPI, ctx: AppContext) -> None:
-    """Serve the admin UI (pages and ``/ui/static``) from ``app``."""
+def mount_ui(app: FastAPI, ctx: AppContext) -> FastAPI:
+    """Serve the admin UI (pages and ``/ui/static``) from ``app``; returns the UI's app."""
     ui = create_ui_app(ctx)
     # The job runner lives on the host app (``app.state.jobs``); a mounted app's requests see
     # only the UI app, so it keeps a way back to its host.
     ui.state.host = app
     # Unnamed, so ``url_for("plan", ...)`` finds the UI's routes by their own names.
     app.mount("/ui", ui)
+    return ui

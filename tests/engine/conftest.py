@@ -18,7 +18,6 @@ from app.domain.tenant import TenantSpec
 from app.engine.context import EngineContext
 from app.engine.tick import tick
 from app.graph.factory import GraphClientFactory
-from app.main import create_app
 from app.services import plans, tenants
 from app.services.context import AppContext
 from app.services.plans import PlanView
@@ -29,7 +28,7 @@ from app.simulator.app import create_simulator_app
 from app.simulator.faults import SimLimits
 from app.simulator.seed import generate_tenant
 from app.simulator.state import SimState
-from tests.factories import FakeClock
+from tests.factories import FakeClock, VirtualSeconds, app_under_test
 
 SIM_URL = "http://sim.test/v1.0"
 
@@ -149,9 +148,12 @@ async def assemble_rig(
     write_quota: int = 100_000,
 ) -> AsyncIterator[Rig]:
     """An engine and a tenant row wired to ``sim_app``; the Graph clients close afterwards."""
+    graph_time = VirtualSeconds()  # pacing and retry waits take no wall time
     factory = GraphClientFactory(
         graph_settings,
         transport_for=lambda _url: httpx.ASGITransport(app=sim_app),
+        sleeper=graph_time.sleep,
+        clock=graph_time.clock,
     )
     box = SecretBox(Fernet.generate_key())
     ectx = EngineContext(
@@ -226,7 +228,7 @@ async def clients(rig: Rig, database_url: str) -> AsyncIterator[Clients]:
     )
     with unit_of_work(rig.session_factory) as session:
         token, _ = create_token(session, role="operator", name="ops", now=rig.clock.now())
-    transport = httpx.ASGITransport(app=create_app(settings, context=ctx))
+    transport = httpx.ASGITransport(app=app_under_test(ctx))
     async with (
         httpx.AsyncClient(
             transport=transport,

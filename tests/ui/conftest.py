@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from app.db.session import SessionFactory, unit_of_work
 from app.domain.tenant import TenantSpec
 from app.graph.factory import GraphClientFactory
-from app.main import build_context, create_app
+from app.main import build_context
 from app.services import plans, tenants
 from app.services.context import AppContext
 from app.services.secrets import SecretBox
@@ -27,7 +27,7 @@ from app.settings import Settings
 from app.simulator.app import create_simulator_app
 from app.simulator.faults import SimLimits
 from app.simulator.seed import generate_tenant
-from tests.factories import FakeClock
+from tests.factories import FakeClock, app_under_test
 
 SIM_URL = "http://sim.test/v1.0"
 
@@ -72,7 +72,7 @@ def ctx(
 
 @pytest.fixture
 def app(ctx: AppContext) -> FastAPI:
-    return create_app(ctx.settings, context=ctx)
+    return app_under_test(ctx)
 
 
 @pytest.fixture

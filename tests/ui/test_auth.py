@@ -14,11 +14,10 @@ from sqlalchemy import event
 
 from app.db.repos.tokens import TokenRepository
 from app.db.session import unit_of_work
-from app.main import create_app
 from app.services.context import AppContext
 from app.services.tokens import revoke_token
 from app.ui.auth import COOKIE_NAME
-from tests.factories import FakeClock
+from tests.factories import FakeClock, app_under_test
 from tests.ui.conftest import Ui, context_of, template_of
 
 
@@ -69,7 +68,7 @@ class TestSignIn:
     ) -> None:
         ctx.settings = ctx.settings.model_copy(update={"public_url": "https://pim.example.com"})
         with TestClient(
-            create_app(ctx.settings, context=ctx),
+            app_under_test(ctx),
             base_url="https://testserver",
             follow_redirects=False,
         ) as client:
