@@ -20,7 +20,7 @@ import itertools
 import threading
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from functools import partial
 from typing import Any, TypeVar
 
@@ -55,26 +55,6 @@ _WRITE_LOCKS_GUARD = threading.Lock()
 
 class ReadOnlySessionError(RuntimeError):
     """A unit of work opened for reading tried to write."""
-
-
-async def _to_thread(call: Callable[[], T], limiter: anyio.CapacityLimiter) -> T:
-    """``call()`` on a worker thread; a caller cancelled meanwhile gets its cancellation once the
-    call has finished.
-
-    A thread cannot be stopped, and anyio lets an asyncio cancellation through at once: the
-    caller would go on while its transaction still runs, and what it does next (release a lease
-    that a renewal still in flight then extends; dispose of the engine) could be overtaken by it.
-    """
-    work = asyncio.ensure_future(anyio.to_thread.run_sync(call, limiter=limiter))
-    try:
-        return await asyncio.shield(work)
-    except asyncio.CancelledError:
-        while not work.done():
-            with suppress(asyncio.CancelledError):
-                await asyncio.wait({work})
-        if not work.cancelled():
-            work.exception()  # retrieved: a cancelled caller has no use for its outcome
-        raise
 
 
 class DatabaseBusyError(RuntimeError):
@@ -260,7 +240,7 @@ class Database:
         return limiter
 
     async def read(self, fn: Callable[[Session], T]) -> T:
-        return await _to_thread(partial(self._run_read, fn), self._limiter())
+        return await anyio.to_thread.run_sync(partial(self._run_read, fn), limiter=self._limiter())
 
     async def write(self, fn: Callable[[Session], T]) -> T:
         """Run ``fn`` in a write transaction and commit.
@@ -272,8 +252,8 @@ class Database:
         for attempt in range(1, BUSY_RETRIES + 1):
             started = threading.Event()
             try:
-                return await _to_thread(
-                    partial(self._run_write, fn, started), self._limiter(write=True)
+                return await anyio.to_thread.run_sync(
+                    partial(self._run_write, fn, started), limiter=self._limiter(write=True)
                 )
             except (OperationalError, DatabaseBusyError) as exc:
                 if started.is_set() or attempt == BUSY_RETRIES or not is_busy_error(exc):

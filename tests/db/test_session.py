@@ -84,49 +84,6 @@ class TestUnitsOfWork:
         assert seen != loop_thread
 
 
-class TestCancelledCallers:
-    """A worker thread cannot be stopped: a cancelled caller hears of it once its unit is done."""
-
-    async def test_a_cancelled_write_has_committed_before_its_caller_goes_on(
-        self, db: Database
-    ) -> None:
-        inside, finish = threading.Event(), threading.Event()
-
-        def slow_add(session: Session) -> None:
-            inside.set()
-            finish.wait(5)
-            session.add(token_row("late"))
-
-        writer = asyncio.create_task(db.write(slow_add))
-        await asyncio.to_thread(inside.wait, 5)
-        writer.cancel()
-        threading.Timer(0.3, finish.set).start()
-        with pytest.raises(asyncio.CancelledError):
-            await writer
-        # Read on this thread, not through the pool the write may still hold.
-        with db.reading() as session:
-            assert names(session) == ["late"], "the caller went on before its write ended"
-
-    async def test_a_second_cancellation_does_not_cut_the_wait_short(self, db: Database) -> None:
-        inside, finish = threading.Event(), threading.Event()
-        done: list[str] = []
-
-        def slow_read(session: Session) -> None:
-            inside.set()
-            finish.wait(5)
-            done.append("read")
-
-        reader = asyncio.create_task(db.read(slow_read))
-        await asyncio.to_thread(inside.wait, 5)
-        reader.cancel()
-        await asyncio.sleep(0.05)
-        reader.cancel()
-        threading.Timer(0.3, finish.set).start()
-        with pytest.raises(asyncio.CancelledError):
-            await reader
-        assert done == ["read"]
-
-
 class TestConcurrentWriters:
     async def test_many_concurrent_writers_all_commit(self, db: Database) -> None:
         """On SQLite they queue on the writer lock; nobody sees "database is locked"."""
