@@ -178,10 +178,13 @@ def _fence_lease(ctx: EngineContext, lease: Lease, now: datetime) -> Callable[[S
     return fence
 
 
-async def _renew_until_cancelled(ctx: EngineContext, lease: Lease) -> None:
+async def _renew_until_stopped(ctx: EngineContext, lease: Lease, stop: asyncio.Event) -> None:
     period = ctx.lease_ttl.total_seconds() / 3
     while True:
-        await asyncio.sleep(period)
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=period)
+        if stop.is_set():
+            return
         try:
             alive = await ctx.db.write(_fence_lease(ctx, lease, ctx.clock.now()))
         except SQLAlchemyError as exc:
@@ -200,13 +203,15 @@ async def renewed(ctx: EngineContext, lease: Lease) -> AsyncIterator[None]:
     lease stays short, so one left by a worker killed mid-work lapses within a TTL instead of
     blocking every other worker for as long as the longest such work could take.
     """
-    renewal = asyncio.create_task(_renew_until_cancelled(ctx, lease))
+    stop = asyncio.Event()
+    renewal = asyncio.create_task(_renew_until_stopped(ctx, lease, stop))
     try:
         yield
     finally:
-        renewal.cancel()
-        with suppress(asyncio.CancelledError):
-            await renewal
+        # Stopped, not cancelled: a cancelled renewal would leave its write running on its
+        # thread, and a renewal committed after the caller's release holds the lease a TTL more.
+        stop.set()
+        await renewal
 
 
 def prove_lease(ctx: EngineContext, lease: Lease, session: Session) -> None:
