@@ -114,7 +114,9 @@ def bind_context(app: FastAPI, ctx: AppContext, *, gates: GateEvaluator | None =
 
         gates = MonitoringGates(ctx.settings.monitoring)
     app.state.ctx = ctx
-    app.state.jobs = JobRunner(EngineContext.from_app(ctx))
+    app.state.jobs = JobRunner(
+        EngineContext.from_app(ctx), wait_seconds=ctx.settings.job_wait_seconds
+    )
     app.state.gates = gates
     bind_ui_context(app.state.ui, ctx)
 

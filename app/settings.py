@@ -151,6 +151,9 @@ class Settings(BaseSettings):
     secret_key_file: Path = Path("pim-rollout.key")
     worker_id: str = ""
     public_url: str = "http://127.0.0.1:8000"
+    job_wait_seconds: float = Field(default=2.0, ge=0, le=600)
+    """How long a request waits for its job (start, dry run, inventory, collection) before it
+    answers that the job carries on: the API's answer without ``Prefer``, and the UI's."""
     graph: GraphSettings = GraphSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     monitoring: MonitoringSettings = MonitoringSettings()

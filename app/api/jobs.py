@@ -90,8 +90,9 @@ async def answer_with_job(
     ``respond-async``, ``202 Accepted`` with the job, ``Location`` to poll and ``Retry-After``.
     """
     job = await jobs.submit(kind=kind, tenant_id=tenant_id, plan_id=plan_id, actor=actor, work=work)
-    if prefer.seconds > 0:
-        job = await jobs.wait(job.id, prefer.seconds)
+    seconds = prefer.seconds if prefer.asked else jobs.wait_seconds
+    if seconds > 0:
+        job = await jobs.wait(job.id, seconds)
     # respond-async: the job as submitted, even when a quick one is already done by now, so a
     # client that asked to poll always gets something to poll.
     applied = {"Preference-Applied": prefer.asked} if prefer.asked else {}

@@ -26,7 +26,8 @@ def wait_preference(header: str | None) -> WaitPreference:
     """How long to wait for the outcome before answering ``202``.
 
     ``respond-async`` answers at once; ``wait=N`` waits up to N seconds (at most 600). Unknown
-    preferences are ignored, as RFC 7240 asks; a malformed ``wait`` is a 400.
+    preferences are ignored, as RFC 7240 asks; a malformed ``wait`` is a 400. Without a
+    preference (``asked`` is None) the server's ``job_wait_seconds`` applies.
     """
     if not header:
         return WaitPreference(DEFAULT_WAIT_SECONDS, None)

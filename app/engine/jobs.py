@@ -102,10 +102,14 @@ def lapsed_problem(job: Job) -> dict[str, Any]:
 
 
 class JobRunner:
-    """Runs jobs as tasks of this process's event loop; one per app."""
+    """Runs jobs as tasks of this process's event loop; one per app.
 
-    def __init__(self, ectx: EngineContext) -> None:
+    ``wait_seconds``: how long a request waits for its job unless it asks otherwise.
+    """
+
+    def __init__(self, ectx: EngineContext, *, wait_seconds: float = 2.0) -> None:
         self.ectx = ectx
+        self.wait_seconds = wait_seconds
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     async def submit(

@@ -2,8 +2,9 @@
 
 Start, preflight, the dry run, an inventory and a collection can take minutes on a large
 tenant. The UI submits each to the app's :class:`~app.engine.jobs.JobRunner`, waits up to
-``WAIT_SECONDS`` and, if the job is still running, redirects to the page that lists the job
-with its progress (and refreshes itself until it is done).
+its ``wait_seconds`` (the ``job_wait_seconds`` setting) and, if the job is still running,
+redirects to the page that lists the job with its progress (and refreshes itself until it is
+done).
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from app.db.models import Job
 from app.db.repos.jobs import JobRepository
 from app.engine.jobs import JobRunner, JobState, Work, effective_problem, effective_state
 
-WAIT_SECONDS = 2.0
-"""How long a UI request waits for its job before it answers that the job carries on."""
 REFRESH_SECONDS = 3
 """A page that shows a running job reloads itself this often."""
 
@@ -90,16 +89,15 @@ async def run_job(
     plan_id: str | None,
     actor: str,
     work: Work,
-    wait: float = WAIT_SECONDS,
 ) -> Outcome:
-    """Submit ``work`` as a job and wait up to ``wait`` seconds for it.
+    """Submit ``work`` as a job and wait for it up to the runner's ``wait_seconds``.
 
     A job of the same kind still running raises :class:`~app.problems.ConflictError`.
     """
     job = await runner.submit(
         kind=kind, tenant_id=tenant_id, plan_id=plan_id, actor=actor, work=work
     )
-    job = await runner.wait(job.id, wait)
+    job = await runner.wait(job.id, runner.wait_seconds)
     return outcome_of(job, runner.ectx.clock.now())
 
 

@@ -20,6 +20,7 @@ from app.engine.context import EngineContext
 from app.engine.jobs import JobProgress, JobRunner, Work
 from app.services import tenants
 from app.services.context import AppContext
+from app.settings import Settings
 from app.simulator.app import create_simulator_app
 from app.simulator.faults import SimLimits
 from app.simulator.seed import generate_tenant
@@ -256,3 +257,27 @@ class TestRespondAsync:
             assert bytes(waited.body) == b'{"done":true}'
         finally:
             await runner.aclose()
+
+
+class TestServerWait:
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Settings:
+        return settings.model_copy(update={"job_wait_seconds": 0})
+
+    def test_without_prefer_the_servers_job_wait_applies(
+        self, client: TestClient, tokens: Headers, sim_tenant_body: dict[str, Any]
+    ) -> None:
+        plan = new_plan(client, tokens, sim_tenant_body)
+        response = start(client, tokens, plan["id"], None)
+        assert response.status_code == 202, response.text
+        assert "Preference-Applied" not in response.headers
+        assert poll(client, tokens, response.headers["Location"])["state"] == "succeeded"
+        second = client.post(
+            "/api/v1/plans",
+            json={"tenant_id": plan["tenant_id"], "template": "default", "name": "Second"},
+            headers=tokens["operator"],
+        )
+        assert second.status_code == 201, second.text
+        waited = start(client, tokens, second.json()["id"], "wait=60")
+        # Its outcome (started, or refused while the first plan runs), not 202 at once.
+        assert waited.status_code != 202, "a Prefer: wait of its own still applies"
