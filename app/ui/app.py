@@ -96,7 +96,7 @@ def bind_ui_context(ui: FastAPI, ctx: AppContext) -> None:
         https_only=auth.cookie_is_secure(ctx.settings),
     )
     # The session is the outermost middleware, as add_middleware would have put it.
-    others = [m for m in ui.user_middleware if m.cls is not SessionMiddleware]
+    others = [m for m in ui.user_middleware if m.cls is not SessionMiddleware]  # type: ignore[comparison-overlap]
     ui.user_middleware = [session, *others]
     ui.middleware_stack = None
 
