@@ -68,7 +68,6 @@ class VirtualSeconds:
 
     def __init__(self) -> None:
         self.now = 1000.0
-        self.slept = 0.0
 
     def clock(self) -> float:
         return self.now
@@ -76,7 +75,6 @@ class VirtualSeconds:
     async def sleep(self, seconds: float) -> None:
         if seconds > 0:
             self.now += seconds
-            self.slept += seconds
         await asyncio.sleep(0)
 
 
