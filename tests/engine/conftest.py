@@ -28,7 +28,7 @@ from app.simulator.app import create_simulator_app
 from app.simulator.faults import SimLimits
 from app.simulator.seed import generate_tenant
 from app.simulator.state import SimState
-from tests.factories import FakeClock, VirtualSeconds, app_under_test
+from tests.factories import FakeClock, app_under_test
 
 SIM_URL = "http://sim.test/v1.0"
 
@@ -148,12 +148,11 @@ async def assemble_rig(
     write_quota: int = 100_000,
 ) -> AsyncIterator[Rig]:
     """An engine and a tenant row wired to ``sim_app``; the Graph clients close afterwards."""
-    graph_time = VirtualSeconds()  # pacing and retry waits take no wall time
+    # Real seconds: the simulated tenant throttles on the real clock, so a Retry-After waited
+    # out on virtual time would be retried while the tenant still refuses.
     factory = GraphClientFactory(
         graph_settings,
         transport_for=lambda _url: httpx.ASGITransport(app=sim_app),
-        sleeper=graph_time.sleep,
-        clock=graph_time.clock,
     )
     box = SecretBox(Fernet.generate_key())
     ectx = EngineContext(
