@@ -26,6 +26,9 @@ GA = "62e90394-69f5-4237-9190-012177145e10"
 PRA = "e8611ab8-c189-46e8-94e1-60213ab1f814"
 USER_ADMIN = "fe930be7-5e62-47db-91af-98c3a49a38b1"
 REPORTS_READER = "4a5d8f65-41da-4de4-8968-e035b65339cf"
+# In-process rigs assert on a long request's outcome, so it must not be cut off by the server's
+# job wait (2 s by default) on a slow machine; tests of the wait itself set their own.
+TEST_JOB_WAIT_SECONDS = 60.0
 
 
 _shared_app: list[tuple[FastAPI, int]] = []

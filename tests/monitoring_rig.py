@@ -45,7 +45,7 @@ from app.simulator.clock import FakeClock
 from app.simulator.faults import SimLimits
 from app.simulator.seed import generate_tenant
 from app.simulator.state import SimState
-from tests.factories import VirtualSeconds, app_under_test
+from tests.factories import TEST_JOB_WAIT_SECONDS, VirtualSeconds, app_under_test
 
 SIM_URL = "http://sim.test/v1.0"
 REQUESTS = "/v1.0/roleManagement/directory/roleAssignmentScheduleRequests"
@@ -416,6 +416,7 @@ async def monitoring_api(
         database_url=database_url,
         secret_key_file=tmp_path / "unused.key",
         scheduler={"enabled": False},
+        job_wait_seconds=TEST_JOB_WAIT_SECONDS,
     )
     ctx = AppContext(
         settings=settings,

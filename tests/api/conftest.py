@@ -20,7 +20,7 @@ from app.services.tokens import create_token
 from app.settings import Settings
 from app.simulator.app import create_simulator_app
 from app.simulator.seed import generate_tenant
-from tests.factories import FakeClock, app_under_test
+from tests.factories import TEST_JOB_WAIT_SECONDS, FakeClock, app_under_test
 
 
 @pytest.fixture
@@ -35,6 +35,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         secret_key_file=tmp_path / "unused.key",
         scheduler={"enabled": False},
         graph={"request_timeout_seconds": 5, "total_deadline_seconds": 10},
+        job_wait_seconds=TEST_JOB_WAIT_SECONDS,
     )
 
 

@@ -28,7 +28,7 @@ from app.simulator.app import create_simulator_app
 from app.simulator.faults import SimLimits
 from app.simulator.seed import generate_tenant
 from app.simulator.state import SimState
-from tests.factories import FakeClock, app_under_test
+from tests.factories import TEST_JOB_WAIT_SECONDS, FakeClock, app_under_test
 
 SIM_URL = "http://sim.test/v1.0"
 
@@ -217,7 +217,11 @@ class Clients:
 
 @pytest.fixture
 async def clients(rig: Rig, database_url: str) -> AsyncIterator[Clients]:
-    settings = Settings(database_url=database_url, scheduler={"enabled": False})
+    settings = Settings(
+        database_url=database_url,
+        scheduler={"enabled": False},
+        job_wait_seconds=TEST_JOB_WAIT_SECONDS,
+    )
     ctx = AppContext(
         settings=settings,
         db=rig.ectx.db,

@@ -27,7 +27,7 @@ from app.settings import Settings
 from app.simulator.app import create_simulator_app
 from app.simulator.faults import SimLimits
 from app.simulator.seed import generate_tenant
-from tests.factories import FakeClock, app_under_test
+from tests.factories import TEST_JOB_WAIT_SECONDS, FakeClock, app_under_test
 
 SIM_URL = "http://sim.test/v1.0"
 
@@ -44,6 +44,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         secret_key_file=tmp_path / "unused.key",
         scheduler={"enabled": False},
         graph={"request_timeout_seconds": 5, "total_deadline_seconds": 10},
+        job_wait_seconds=TEST_JOB_WAIT_SECONDS,
     )
 
 
