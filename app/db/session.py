@@ -45,6 +45,10 @@ SQLITE_BUSY_TIMEOUT_MS = 2000
 """How long one SQLite statement waits for another process's write lock before it fails."""
 WRITE_LOCK_TIMEOUT_S = 60.0
 """A writer in this process that waits this long for the writer lock reports the database busy."""
+PG_IDLE_IN_TRANSACTION_TIMEOUT_S = 15.0
+"""PostgreSQL ends a session idle this long inside a transaction. No unit of work waits between
+its statements (none spans an ``await``), so such a session belongs to a stalled process, and the
+row locks it holds (a plan's lease, say) would stop every other worker for as long as it stalls."""
 BUSY_RETRIES = 6
 _RETRY_BASE_DELAY_S = 0.05
 _PG_RETRYABLE = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
@@ -67,7 +71,12 @@ def pool_size_for(threads: int) -> int:
 
 
 def create_db_engine(
-    url: str, *, null_pool: bool = False, echo: bool = False, pool_size: int = 12
+    url: str,
+    *,
+    null_pool: bool = False,
+    echo: bool = False,
+    pool_size: int = 12,
+    idle_in_transaction_timeout_s: float = PG_IDLE_IN_TRANSACTION_TIMEOUT_S,
 ) -> Engine:
     kwargs: dict[str, Any] = {"echo": echo}
     if null_pool:
@@ -85,7 +94,20 @@ def create_db_engine(
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
+    else:
+        event.listen(
+            engine,
+            "connect",
+            partial(_pg_connect, idle_ms=int(idle_in_transaction_timeout_s * 1000)),
+        )
     return engine
+
+
+def _pg_connect(dbapi_connection: Any, _record: Any, *, idle_ms: int) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"SET idle_in_transaction_session_timeout = {idle_ms}")
+    cursor.close()
+    dbapi_connection.commit()  # a SET in a transaction rolled back on checkin would not last
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 import structlog
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
 from app.db.models import Phase, Plan, Tenant
@@ -82,6 +83,12 @@ async def drive_plan(
                 ectx, lease, plan_id, f"waiting for Microsoft Graph ({exc}); trying again"
             )
         except Exception as exc:  # the tick boundary: log, leave a trace in the data, keep going
+            if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                # A failover, or PostgreSQL ending this process's session after it stalled in a
+                # transaction: that unit of work rolled back whole, as after a crash, and the
+                # next tick resumes from what the data says.
+                log.warning("engine.database_connection_lost", error=str(exc.orig))
+                return
             log.error("engine.plan_error", error=type(exc).__name__, detail=str(exc), exc_info=exc)
             await _fail_running_phase(
                 ectx, lease, plan_id, f"internal error: {type(exc).__name__}: {exc}"
