@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import Engine
 
 from app.db.migrate import upgrade
-from app.db.session import SessionFactory, create_db_engine, create_session_factory
+from app.db.session import SessionFactory, create_db_engine, create_session_factory, pool_size_for
 from app.logging import configure_logging
 from app.loop_watchdog import LoopWatchdog, Stall
 
@@ -196,7 +196,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def db_engine(database_url: str) -> Iterator[Engine]:
-    engine = create_db_engine(database_url, null_pool=True)
+    engine = create_db_engine(database_url, pool_size=pool_size_for(10))
     yield engine
     engine.dispose()
 

@@ -28,7 +28,7 @@ _BOX = SecretBox(Fernet.generate_key())
 async def main(url: str, worker_id: str, seconds: float) -> None:
     # A stalled worker's session ends after 5 s idle in a transaction (15 s in production), so
     # the takeover the tests wait for comes soon after the 4 s lease lapses.
-    engine = create_db_engine(url, null_pool=True, idle_in_transaction_timeout_s=5)
+    engine = create_db_engine(url, idle_in_transaction_timeout_s=5)
     factory = GraphClientFactory(
         GraphSettings(request_timeout_seconds=3, total_deadline_seconds=30, max_attempts=8)
     )
