@@ -11,6 +11,7 @@ one whose schema a test changed, or that cannot be emptied, is dropped instead.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import uuid
@@ -291,3 +292,16 @@ def _no_blocked_event_loop(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 configure_logging("INFO")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Garbage collection tuned for a test process (in tests/api, 14 of its 61 CPU-seconds).
+
+    What collection built (every module, every test item) lives until the end, so it is moved
+    out of the collector's sight; and the tests allocate in bursts (a simulated tenant, a
+    plan's journal) that at the default threshold of 700 objects start a collection every few
+    milliseconds.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
