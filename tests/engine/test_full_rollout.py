@@ -11,6 +11,9 @@ from tests.engine.conftest import Clients, Rig
 from tests.engine.helpers import eligible, no_lockout, permanent_active, rules_of
 from tests.factories import plan_data
 
+# At this scale a run takes seconds of CPU; `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 TARGETS = [r["id"] for r in plan_data()["roles"]]
 
 
