@@ -44,7 +44,8 @@ def packaged_plans() -> Traversable:
 def parse_plan_text(text: str) -> PlanSpec:
     """Parse and validate a plan's YAML; every problem is reported with its field path."""
     try:
-        data: Any = yaml.safe_load(text)
+        # libyaml's loader where PyYAML has it: the same YAML, parsed ten times faster.
+        data: Any = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
