@@ -190,7 +190,12 @@ class LoopWatchdog:
         frame = sys._current_frames().get(self.loop_thread_id)
         if frame is None:
             return "(no frame)\n", None
-        return "".join(traceback.format_stack(frame)), _innermost_own_coroutine(frame)
+        try:
+            return "".join(traceback.format_stack(frame)), _innermost_own_coroutine(frame)
+        except Exception as exc:
+            # The loop thread runs on while its stack is read, and CPython can hand out a frame
+            # whose f_back is no longer a frame; the stall is still reported, without its stack.
+            return f"(the stack changed while it was read: {type(exc).__name__})\n", None
 
 
 def _open_schedstat() -> int | None:

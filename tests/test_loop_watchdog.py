@@ -191,3 +191,26 @@ class TestPreemption:
         assert len(watchdog.stalls) == 1, watchdog.stalls
         blocked = watchdog.stalls[0]
         assert blocked.seconds - blocked.runnable_seconds > 0.15
+
+
+class TestUnreadableStack:
+    @pytest.mark.blocks_event_loop
+    async def test_a_stack_that_changes_while_read_still_reports_the_stall(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def changed_under_the_reader(_frame: object) -> list[str]:
+            raise AttributeError("'function' object has no attribute 'f_lineno'")
+
+        monkeypatch.setattr("app.loop_watchdog.traceback.format_stack", changed_under_the_reader)
+        watchdog = LoopWatchdog.start(threshold_s=0.1)
+        try:
+            await asyncio.sleep(0.05)
+            blocking_call_in_a_handler()
+            await asyncio.sleep(0.05)
+            blocking_call_in_a_handler()
+            await asyncio.sleep(0.1)
+        finally:
+            watchdog.stop()
+        assert len(watchdog.stalls) == 2, "the watchdog stopped watching after the first"
+        for stall in watchdog.stalls:
+            assert stall.stack == "(the stack changed while it was read: AttributeError)\n"
