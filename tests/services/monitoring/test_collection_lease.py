@@ -42,6 +42,7 @@ async def held(
 ) -> AsyncIterator[tuple[asyncio.Task[Any], asyncio.Event]]:
     """Worker A's collection, stopped inside its Graph reads until the event is set."""
     proceed = asyncio.Event()
+    reading = asyncio.Event()
     real = monitoring.collect_tenant
     calls = 0
 
@@ -49,12 +50,17 @@ async def held(
         nonlocal calls
         calls += 1
         if calls == 1:
+            reading.set()
             await proceed.wait()
         return await real(**kwargs)
 
     monkeypatch.setattr(monitoring, "collect_tenant", slow_first)
     task = asyncio.create_task(_collect(rig, _worker(rig, "worker-a")))
-    await _until(lambda: _lease_holder(rig) == "worker-a")
+    # Inside its reads, not merely holding the lease: a task cancelled between the two would
+    # leave the first call, the one that waits, to the next worker.
+    async with asyncio.timeout(5):
+        await reading.wait()
+    assert _lease_holder(rig) == "worker-a"
     yield task, proceed
     proceed.set()
     if not task.done():
