@@ -8,6 +8,8 @@ security team; tests then script activations through Graph exactly as users woul
 
 from __future__ import annotations
 
+import copy
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -45,6 +47,7 @@ from app.simulator.clock import FakeClock
 from app.simulator.faults import SimLimits
 from app.simulator.seed import generate_tenant
 from app.simulator.state import SimState
+from tests.db_snapshot import Rows, copy_rows, write_rows
 from tests.factories import TEST_JOB_WAIT_SECONDS, VirtualSeconds, app_under_test
 
 SIM_URL = "http://sim.test/v1.0"
@@ -120,6 +123,7 @@ class MonitoringRig:
     sim_app: Starlette
     settings: MonitoringSettings = field(default_factory=MonitoringSettings)
     plan_id: str = ""
+    secret_key: bytes = b""
 
     @property
     def session_factory(self) -> SessionFactory:
@@ -266,12 +270,32 @@ class MonitoringRig:
         return row.state, row.status_reason
 
 
+@dataclass(frozen=True)
+class PilotSnapshot:
+    """What a rig's finished pilot left: database rows, the simulated tenant, the clock."""
+
+    rows: Rows
+    sim_state: SimState
+    clock: FakeClock
+    secret_key: bytes
+    tenant_id: str
+    plan_id: str
+
+
 @asynccontextmanager
 async def monitoring_rig(
-    session_factory: SessionFactory, settings: MonitoringSettings | None = None
+    session_factory: SessionFactory,
+    settings: MonitoringSettings | None = None,
+    *,
+    restore: PilotSnapshot | None = None,
 ) -> AsyncIterator[MonitoringRig]:
-    state = generate_tenant(users=200, admins=30, seed=11)
-    clock = FakeClock(T0)
+    if restore is None:
+        state = generate_tenant(users=200, admins=30, seed=11)
+        clock = FakeClock(T0)
+        secret_key = Fernet.generate_key()
+    else:
+        state, clock = copy.deepcopy((restore.sim_state, restore.clock))
+        secret_key = restore.secret_key
     sim_app = create_simulator_app(
         state, limits=SimLimits(min_change_interval_seconds=0), clock=clock
     )
@@ -282,7 +306,7 @@ async def monitoring_rig(
         sleeper=graph_time.sleep,
         clock=graph_time.clock,
     )
-    box = SecretBox(Fernet.generate_key())
+    box = SecretBox(secret_key)
     ectx = EngineContext(
         db=Database(session_factory),
         graph_factory=factory,
@@ -297,21 +321,67 @@ async def monitoring_rig(
         base_url="http://sim.test",
         headers={"Authorization": "Bearer a-user-token"},
     ) as http:
-        profile = (await http.get("/_sim/profile")).json()
-        spec = TenantSpec.model_validate(
-            {
-                **profile,
-                "name": "Contoso (simulated)",
-                "graph_base_url": SIM_URL,
-                "graph_limits": {"min_change_interval_seconds": 0},
-            }
+        if restore is None:
+            tenant_id = await _create_tenant(http, session_factory, box, clock)
+        else:
+            write_rows(session_factory, restore.rows)
+            tenant_id = restore.tenant_id
+        rig = MonitoringRig(
+            ectx, clock, state, http, tenant_id, sim_app, settings or MonitoringSettings()
         )
-        with unit_of_work(session_factory) as session:
-            tenant = tenants.create_tenant(session, spec=spec, box=box, now=clock.now())
-        yield MonitoringRig(
-            ectx, clock, state, http, tenant.id, sim_app, settings or MonitoringSettings()
-        )
+        rig.secret_key = secret_key
+        if restore is not None:
+            rig.plan_id = restore.plan_id
+        yield rig
     await factory.aclose_all()
+
+
+async def _create_tenant(
+    http: httpx.AsyncClient, session_factory: SessionFactory, box: SecretBox, clock: FakeClock
+) -> str:
+    profile = (await http.get("/_sim/profile")).json()
+    spec = TenantSpec.model_validate(
+        {
+            **profile,
+            "name": "Contoso (simulated)",
+            "graph_base_url": SIM_URL,
+            "graph_limits": {"min_change_interval_seconds": 0},
+        }
+    )
+    with unit_of_work(session_factory) as session:
+        return tenants.create_tenant(session, spec=spec, box=box, now=clock.now()).id
+
+
+_PILOTS: dict[tuple[str, str], PilotSnapshot] = {}
+"""Finished pilots of this test process, by database kind and plan."""
+
+
+@asynccontextmanager
+async def piloted_rig(
+    session_factory: SessionFactory, spec: dict[str, Any]
+) -> AsyncIterator[MonitoringRig]:
+    """A rig whose plan ``spec`` was started at T0 and ran its pilot.
+
+    The pilot runs once per test process and database kind; later rigs start from a copy of
+    what it left (every database row, the simulated tenant, the clock), the same state a run
+    of their own would reach, since the tenant and the engine are deterministic.
+    """
+    with session_factory() as session:
+        dialect = session.get_bind().dialect.name
+    key = (dialect, json.dumps(spec, sort_keys=True))
+    saved = _PILOTS.get(key)
+    async with monitoring_rig(session_factory, restore=saved) as rig:
+        if saved is None:
+            plan_id = await rig.start_plan(spec)
+            _PILOTS[key] = PilotSnapshot(
+                rows=copy_rows(session_factory),
+                sim_state=copy.deepcopy(rig.sim_state),
+                clock=copy.deepcopy(rig.clock),
+                secret_key=rig.secret_key,
+                tenant_id=rig.tenant_id,
+                plan_id=plan_id,
+            )
+        yield rig
 
 
 @dataclass(frozen=True)
@@ -441,7 +511,8 @@ async def started_monitoring_api(
     session_factory: SessionFactory, database_url: str, tmp_path: Path
 ) -> AsyncIterator[Api]:
     """A rig whose pilot ran, behind the service's HTTP API."""
-    async with monitoring_rig(session_factory) as rig:
-        await rig.start_plan(monitoring_plan())
-        async with monitoring_api(rig, database_url, tmp_path) as api:
-            yield api
+    async with (
+        piloted_rig(session_factory, monitoring_plan()) as rig,
+        monitoring_api(rig, database_url, tmp_path) as api,
+    ):
+        yield api

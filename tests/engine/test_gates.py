@@ -14,7 +14,7 @@ from app.domain.roles import APPLICATION_ADMINISTRATOR, USER_ADMINISTRATOR
 from app.engine.gates import GateCheck, no_gates
 from app.engine.health_gates import MonitoringGates
 from app.engine.tick import tick
-from tests.monitoring_rig import MonitoringRig, cast_of, day, monitoring_plan, monitoring_rig
+from tests.monitoring_rig import MonitoringRig, cast_of, day, monitoring_plan, piloted_rig
 
 GATES: list[dict[str, Any]] = [
     {"kind": "max_failed_approvals", "threshold": 2, "window": "P7D"},
@@ -25,8 +25,7 @@ ALL_ADMINS_DUE = day(28)  # Monday Feb 3, 09:00
 
 @pytest.fixture
 async def mon(session_factory: SessionFactory) -> AsyncIterator[MonitoringRig]:
-    async with monitoring_rig(session_factory) as built:
-        await built.start_plan(monitoring_plan(health_gates=GATES))
+    async with piloted_rig(session_factory, monitoring_plan(health_gates=GATES)) as built:
         yield built
 
 
