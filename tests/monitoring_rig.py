@@ -326,13 +326,17 @@ async def monitoring_rig(
         else:
             write_rows(session_factory, restore.rows)
             tenant_id = restore.tenant_id
-        rig = MonitoringRig(
-            ectx, clock, state, http, tenant_id, sim_app, settings or MonitoringSettings()
+        yield MonitoringRig(
+            ectx,
+            clock,
+            state,
+            http,
+            tenant_id,
+            sim_app,
+            settings or MonitoringSettings(),
+            plan_id=restore.plan_id if restore else "",
+            secret_key=secret_key,
         )
-        rig.secret_key = secret_key
-        if restore is not None:
-            rig.plan_id = restore.plan_id
-        yield rig
     await factory.aclose_all()
 
 
